@@ -1,0 +1,126 @@
+"""Command line: argparse, logging set-up, and the one place that catches broadly.
+
+``main(argv=None) -> int`` parses, runs one command, and maps every ``NsLeError`` to a one-line
+message on stderr and its exit status. Tracebacks appear only with ``--debug``. Heavy modules
+are imported inside the command functions so that ``--version`` and ``--help`` start fast.
+stdout carries data only (reports, JSON); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Callable, Optional
+
+from . import __version__
+from .errors import ExitStatus, NsLeError
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+logger = logging.getLogger("ns_letsencrypt")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Load the configuration once, from the sources the global flags name."""
+    from .config import load_settings
+
+    return load_settings(
+        env_file=args.env_file,
+        legacy_file=args.legacy_config,
+        overrides=_flag_overrides(args),
+    )
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """Global flags that override configuration values (never secrets: argv is public)."""
+    pairs = {"NS_URL": args.url, "NS_USER": args.user, "NS_VSERVER": args.vserver,
+             "NS_VSERVER_TYPE": args.vserver_type}
+    return {key: value for key, value in pairs.items() if value is not None}
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"ns-letsencrypt {__version__}")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="read settings from this .env file (default: <install dir>/.env)")
+    parser.add_argument("--legacy-config", metavar="PATH",
+                        help="read a legacy mynsconfig.py as data (default: <install dir>/"
+                             "mynsconfig.py when present)")
+    parser.add_argument("--url", help="NITRO base URL, e.g. https://10.0.0.5 (NS_URL)")
+    parser.add_argument("--user", help="NITRO user name (NS_USER); the password is never a flag")
+    parser.add_argument("--vserver", help="challenge vserver name (NS_VSERVER)")
+    parser.add_argument("--vserver-type", choices=("lb", "cs", "global"),
+                        help="challenge bind point (NS_VSERVER_TYPE)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output on stderr (-vv: every NITRO request)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks and every NITRO request (never bodies)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; each command registers itself in COMMANDS below."""
+    parser = argparse.ArgumentParser(
+        prog="ns-letsencrypt",
+        description="Let's Encrypt certificates for Citrix NetScaler ADC, driven by dehydrated.",
+    )
+    _add_global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, configure, _run) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.INFO
+    if args.quiet:
+        level = logging.ERROR
+    elif args.debug or args.verbose >= 2:
+        level = logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("ns_letsencrypt")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; return its exit status (see errors.ExitStatus)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return int(ExitStatus.CONFIG)
+    _setup_logging(args)
+    run = COMMANDS[args.command][2]
+    try:
+        return run(args)
+    except NsLeError as exc:
+        if args.debug:
+            raise
+        print(f"ns-letsencrypt {args.command}: error: {exc}", file=sys.stderr)
+        return int(exc.exit_status)
+    except KeyboardInterrupt:
+        print(f"ns-letsencrypt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the outermost boundary: a bug, reported without a traceback
+        if args.debug:
+            raise
+        print(
+            f"ns-letsencrypt {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return int(ExitStatus.INTERNAL)
+
+
+# -- commands -------------------------------------------------------------------------
+# Each entry: name -> (help, configure(subparser), run(args) -> exit status).
+# Command implementations live in their own modules; these functions only glue.
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}

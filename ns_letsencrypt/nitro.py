@@ -1,0 +1,468 @@
+"""NitroClient: the one place where ns-letsencrypt talks HTTP to a NetScaler.
+
+Owns URL building, authentication (session cookie or per-request headers), TLS verification
+(CA bundle, SHA-256 pin, or an explicit and logged ``insecure``), timeouts, bounded retries of
+idempotent requests, re-login after an expired session, and turning every failure into a
+typed :mod:`ns_letsencrypt.errors` exception. It knows nothing about certificates or
+challenges. It never logs or raises a request body, so secrets cannot leak from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.cookiejar
+import json
+import logging
+import re
+import ssl
+import time
+import urllib.parse
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, Optional, Union
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from .errors import NitroApiError, NitroAuthError, NitroConnectionError
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/nitro/v1/config/"
+SESSION_LOST_CODES = frozenset({444, 1027})
+# answers meaning "this firmware does not know the bulk form": fall back to one call per object
+BULK_UNSUPPORTED_CODES = frozenset({1240, 1090, 1233})
+_PIN_MISMATCH = re.compile(r'Fingerprints did not match\. Expected "([0-9a-f]+)", got "([0-9a-f]+)"')
+JsonObj = dict[str, Any]
+Payload = Union[Mapping[str, Any], Sequence[Mapping[str, Any]]]
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Accepts exactly one server certificate, identified by its SHA-256 fingerprint."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self._fingerprint = fingerprint
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["assert_fingerprint"] = self._fingerprint
+        super().init_poolmanager(*args, **kwargs)
+
+
+def encode_kv(pairs: Mapping[str, Any]) -> str:
+    """Render NITRO ``args``/``filter`` values: ``k:v,k:v`` with each value URL-encoded."""
+    return ",".join(f"{k}:{urllib.parse.quote(str(v), safe='')}" for k, v in pairs.items())
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    """SHA-256 fingerprint as lower-case hex without separators (the pin format)."""
+    return hashlib.sha256(der).hexdigest()
+
+
+class NitroClient:
+    """A NITRO session. Use as a context manager: logs in on enter, out on exit.
+
+    Every public call returns decoded JSON or raises :class:`NitroConnectionError` (could not
+    reach the appliance) or :class:`NitroApiError` and its subclasses (the appliance said no).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str,
+        *,
+        auth: str = "session",
+        ca_bundle: Optional[str] = None,
+        pin: Optional[str] = None,
+        insecure: bool = False,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        retries: int = 2,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        self.base_url = url.rstrip("/")
+        self._username = username
+        self._password = password
+        self.auth = auth
+        self.timeout = timeout
+        self.retries = retries
+        self.insecure = insecure and not pin
+        self.request_count = 0
+        self._token: Optional[str] = None
+        self._bulk_remove_ok = True
+        self._session = session or requests.Session()
+        # We carry the session token ourselves; cookies the appliance sets for its GUI would
+        # only confuse a later request.
+        self._session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self._verify: Union[bool, str] = True
+        if pin:
+            self._session.mount("https://", _PinnedAdapter(pin))
+            self._verify = False
+        elif insecure:
+            self._verify = False
+            logger.warning(
+                "TLS verification of %s is OFF (NS_TLS_VERIFY=insecure): anyone on the path "
+                "can read the NITRO password; pin the certificate with NS_TLS_PIN instead",
+                self.base_url,
+            )
+        elif ca_bundle:
+            self._verify = ca_bundle
+
+    @property
+    def is_plain_http(self) -> bool:
+        """True when requests travel unencrypted (private keys need an explicit opt-in)."""
+        return self.base_url.lower().startswith("http://")
+
+    # -- session lifecycle ------------------------------------------------------------
+
+    def __enter__(self) -> NitroClient:
+        self.login()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.logout()
+
+    def login(self) -> None:
+        """Open a session (no-op with header authentication).
+
+        Raises:
+            NitroAuthError: the appliance refused the credentials.
+            NitroConnectionError: the appliance could not be reached.
+        """
+        if self.auth == "header":
+            return
+        self._token = None
+        body = {"login": {"username": self._username, "password": self._password}}
+        answer, response = self._send("POST", "login", None, {}, body, retry=True)
+        token = answer.get("sessionid") or response.cookies.get("NITRO_AUTH_TOKEN") or (
+            urllib.parse.unquote(response.cookies.get("sessionid") or "")
+        )
+        if not token:
+            raise NitroApiError(
+                "POST", "login", response.status_code, -1,
+                "login answered without a session id", hint="is this a NetScaler NITRO API?",
+            )
+        self._token = str(token)
+
+    def logout(self) -> None:
+        """Close the session; failures are logged, never raised (we are leaving anyway)."""
+        if self.auth == "header" or not self._token:
+            return
+        try:
+            self._send("POST", "logout", None, {}, {"logout": {}}, retry=False)
+        except (NitroApiError, NitroConnectionError) as exc:
+            logger.debug("logout failed (ignored): %s", exc)
+        finally:
+            self._token = None
+
+    # -- resource operations ----------------------------------------------------------
+
+    def get(
+        self,
+        resource: str,
+        name: Optional[str] = None,
+        *,
+        args: Optional[Mapping[str, Any]] = None,
+        filter: Optional[Mapping[str, Any]] = None,
+        attrs: Optional[Sequence[str]] = None,
+    ) -> list[JsonObj]:
+        """GET a collection or one object; always a list (empty when NITRO omits the key)."""
+        query: dict[str, str] = {}
+        if args:
+            query["args"] = encode_kv(args)
+        if filter:
+            query["filter"] = encode_kv(filter)
+        if attrs:
+            query["attrs"] = ",".join(attrs)
+        answer = self._call("GET", resource, name, query, None)
+        value = answer.get(resource, [])
+        if isinstance(value, dict):  # singletons come back as objects on some firmware
+            return [value]
+        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+    def get_one(self, resource: str, name: str, **kw: Any) -> Optional[JsonObj]:
+        """GET one object by name, or None when the appliance says it does not exist."""
+        from .errors import NitroNotFound
+
+        try:
+            items = self.get(resource, name, **kw)
+        except NitroNotFound:
+            return None
+        return items[0] if items else None
+
+    def add(self, resource: str, obj: Payload, *, onerror: Optional[str] = None) -> JsonObj:
+        """POST a new object, or a list of objects as one bulk request."""
+        return self._call("POST", resource, None, {}, {resource: _plain(obj)}, onerror=onerror)
+
+    def update(self, resource: str, obj: Mapping[str, Any]) -> JsonObj:
+        """PUT changed attributes of an existing object."""
+        return self._call("PUT", resource, None, {}, {resource: dict(obj)})
+
+    def action(
+        self, resource: str, action: str, obj: Payload, *, onerror: Optional[str] = None
+    ) -> JsonObj:
+        """POST ``?action=<action>`` (update, link, unlink, save, enable, rm, unbind ...)."""
+        body = {resource: _plain(obj)}
+        return self._call("POST", resource, None, {"action": action}, body, onerror=onerror)
+
+    def bind(self, resource: str, obj: Payload, *, onerror: Optional[str] = None) -> JsonObj:
+        """PUT a binding (or a list of bindings as one bulk request)."""
+        return self._call("PUT", resource, None, {}, {resource: _plain(obj)}, onerror=onerror)
+
+    def delete(
+        self, resource: str, name: Optional[str] = None, *, args: Optional[Mapping[str, Any]] = None
+    ) -> JsonObj:
+        """DELETE one object (or unbind, for binding resources, with ``args``)."""
+        query = {"args": encode_kv(args)} if args else {}
+        return self._call("DELETE", resource, name, query, None)
+
+    def remove_many(
+        self,
+        resource: str,
+        keys: Sequence[Mapping[str, Any]],
+        *,
+        action: str = "rm",
+        name_key: Optional[str] = "name",
+    ) -> None:
+        """Remove (or unbind) many objects in one request, falling back to one DELETE each.
+
+        The bulk form is not documented for every firmware: when the appliance does not know
+        it, we remember that and send ``DELETE resource/<name>?args=<rest>`` per object.
+        Objects that are already gone are not an error.
+        """
+        from .errors import NitroNotFound
+
+        if not keys:
+            return
+        if self._bulk_remove_ok and len(keys) > 1:
+            try:
+                self.action(resource, action, list(keys), onerror="continue")
+                return
+            except NitroApiError as exc:
+                if not _bulk_unsupported(exc):
+                    raise
+                logger.debug("bulk %s on %s unsupported (%s); one call each", action, resource, exc)
+                self._bulk_remove_ok = False
+        for key in keys:
+            name = str(key[name_key]) if name_key else None
+            rest = {k: v for k, v in key.items() if k != name_key}
+            try:
+                self.delete(resource, name, args=rest or None)
+            except NitroNotFound:
+                logger.debug("%s %s already gone", resource, name or rest)
+
+    # -- transport --------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        resource: str,
+        name: Optional[str],
+        query: Mapping[str, str],
+        body: Optional[JsonObj],
+        *,
+        onerror: Optional[str] = None,
+    ) -> JsonObj:
+        retry = method in ("GET", "DELETE")
+        try:
+            return self._send(method, resource, name, query, body, retry=retry, onerror=onerror)[0]
+        except NitroAuthError as exc:
+            if exc.errorcode not in SESSION_LOST_CODES or self.auth == "header":
+                raise
+            logger.info("NITRO session expired (errorcode %s); logging in again", exc.errorcode)
+            self.login()
+            return self._send(method, resource, name, query, body, retry=retry, onerror=onerror)[0]
+
+    def _send(
+        self,
+        method: str,
+        resource: str,
+        name: Optional[str],
+        query: Mapping[str, str],
+        body: Optional[JsonObj],
+        *,
+        retry: bool,
+        onerror: Optional[str] = None,
+    ) -> tuple[JsonObj, requests.Response]:
+        url = self._url(resource, name, query)
+        label = _label(method, resource, name, query)
+        headers = self._headers(resource, onerror)
+        data = json.dumps(body) if body is not None else None
+        attempts = 1 + (self.retries if retry else 0)
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._transmit(method, url, headers, data)
+                break
+            except requests.exceptions.RequestException as exc:
+                reason, hint = _describe_transport_error(exc)
+                if attempt < attempts and not isinstance(exc, requests.exceptions.SSLError):
+                    logger.info("%s: %s; retrying (%d/%d)", label, reason, attempt, attempts - 1)
+                    time.sleep(0.5 * attempt)
+                    continue
+                raise NitroConnectionError(method, label.split(" ", 1)[1], reason, hint) from None
+        return _decode(method, label.split(" ", 1)[1], response), response
+
+    def _transmit(
+        self, method: str, url: str, headers: Mapping[str, str], data: Optional[str]
+    ) -> requests.Response:
+        self.request_count += 1
+        started = time.monotonic()
+        with self._quiet_insecure():
+            response = self._session.request(
+                method, url, headers=dict(headers), data=data,
+                timeout=self.timeout, verify=self._verify, allow_redirects=False,
+            )
+        logger.debug(
+            "%s %s -> %s (%.0f ms)", method, _redact_url(url), response.status_code,
+            1000 * (time.monotonic() - started),
+        )
+        return response
+
+    @contextmanager
+    def _quiet_insecure(self) -> Iterator[None]:
+        # The warning was logged once in __init__; silence it only around our own calls.
+        if not self.insecure:
+            yield
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            yield
+
+    def _url(self, resource: str, name: Optional[str], query: Mapping[str, str]) -> str:
+        url = self.base_url + API_PREFIX + resource
+        if name is not None:
+            url += "/" + urllib.parse.quote(name, safe="")
+        if query:
+            url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        return url
+
+    def _headers(self, resource: str, onerror: Optional[str]) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if onerror:
+            headers["X-NITRO-ONERROR"] = onerror
+        if resource == "login":
+            return headers
+        if self.auth == "header":
+            headers["X-NITRO-USER"] = self._username
+            headers["X-NITRO-PASS"] = self._password
+        elif self._token:
+            quoted = urllib.parse.quote(self._token, safe="")
+            headers["Cookie"] = f"NITRO_AUTH_TOKEN={self._token}; sessionid={quoted}"
+        return headers
+
+
+def _plain(obj: Payload) -> Union[JsonObj, list[JsonObj]]:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return [dict(item) for item in obj]
+
+
+def _bulk_unsupported(exc: NitroApiError) -> bool:
+    return exc.errorcode in BULK_UNSUPPORTED_CODES or (
+        exc.http_status in (400, 405) and exc.errorcode not in (0, 1243)
+    )
+
+
+def _label(method: str, resource: str, name: Optional[str], query: Mapping[str, str]) -> str:
+    text = resource + (f"/{name}" if name is not None else "")
+    if "action" in query:
+        text += f"?action={query['action']}"
+    return f"{method} {text}"
+
+
+def _redact_url(url: str) -> str:
+    return url  # URLs never carry secrets: credentials travel in bodies or headers only
+
+
+def _decode(method: str, resource: str, response: requests.Response) -> JsonObj:
+    """Turn a NITRO answer into its JSON body, or raise the matching NitroApiError."""
+    status = response.status_code
+    text = response.text
+    if 200 <= status < 300 and not text.strip():
+        return {}  # some operations answer success with an empty body
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise NitroApiError(
+            method, resource, status, -1,
+            f"unexpected answer that is not NITRO JSON ({_content_kind(response)}): "
+            f"{_snippet(text)}",
+            hint="check NS_URL points at the NetScaler management address (NSIP)",
+        ) from None
+    if not isinstance(body, dict):
+        raise NitroApiError(method, resource, status, -1, "unexpected JSON answer (not an object)")
+    if status == 209 or str(body.get("severity", "")).upper() == "WARNING":
+        logger.warning(
+            "%s %s: appliance warning: %s", method, resource,
+            response.headers.get("X-NITRO-WARNING") or body.get("message"),
+        )
+    code = _int(body.get("errorcode", 0))
+    failed = status >= 300 or (code != 0 and str(body.get("severity", "")).upper() == "ERROR")
+    if not failed:
+        return body
+    error = NitroApiError.from_body(method, resource, status, body)
+    error.responses = [r for r in body.get("response", []) if isinstance(r, dict)]  # type: ignore[attr-defined]
+    raise error
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _content_kind(response: requests.Response) -> str:
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
+    return kind or "no content type"
+
+
+def _snippet(text: str) -> str:
+    flat = re.sub(r"<[^>]*>", " ", text)
+    flat = " ".join(flat.split())
+    return (flat[:120] + "...") if len(flat) > 120 else (flat or "(empty body)")
+
+
+def _describe_transport_error(exc: requests.exceptions.RequestException) -> tuple[str, Optional[str]]:
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        match = _PIN_MISMATCH.search(text)
+        if match:
+            return (
+                f"TLS certificate pin mismatch: the appliance presented SHA-256 {match.group(2)}, "
+                f"the configured NS_TLS_PIN is {match.group(1)}",
+                "if the management certificate was replaced on purpose, update NS_TLS_PIN",
+            )
+        if isinstance(getattr(exc, "__context__", None), ssl.SSLCertVerificationError) or (
+            "CERTIFICATE_VERIFY_FAILED" in text
+        ):
+            return (
+                "TLS certificate verification failed",
+                "set NS_CA_BUNDLE to the CA that signed the management certificate, or pin it "
+                "with NS_TLS_PIN (see 'ns-letsencrypt test --show-fingerprint')",
+            )
+        return f"TLS handshake failed: {_short(text)}", None
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out", "check NS_URL, routing and firewalls to the NSIP"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer within the read timeout", "raise NS_TIMEOUT if the appliance is busy"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if "refused" in text.lower():
+            return "connection refused", "check NS_URL (scheme, address and port)"
+        if "resolve" in text.lower() or "name or service" in text.lower():
+            return "the host name does not resolve", "check NS_URL"
+        return f"connection failed: {_short(text)}", "check NS_URL and the network path"
+    return f"request failed: {_short(text)}", None
+
+
+def _short(text: str) -> str:
+    text = re.sub(r"<urllib3[^>]*>", "", text)
+    return text if len(text) <= 200 else text[:200] + "..."
