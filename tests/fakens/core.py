@@ -35,6 +35,7 @@ class Call:
     attrs: Optional[list[str]]
     body: Any
     user: str
+    query: dict[str, str] = field(default_factory=dict)  # every other query parameter, decoded
 
 
 @dataclass
@@ -83,7 +84,8 @@ class State:
     session_timeout: int = 1800
     header_auth: bool = True
     bulk_remove: bool = True
-    ha_state: str = "Primary"
+    ha_state: str = "Primary"  # state of node 0 (the node we talk to)
+    ha_peer: bool = False  # True: an HA pair (node 1 listed, systemtype "HA"); False: standalone
     version: str = "NetScaler NS14.1: Build 25.56.nc, Date: Jun 10 2024, 07:22:43   (64-bit)"
     hostname: str = "fakens"
     features: dict[str, bool] = field(default_factory=lambda: {"RESPONDER": True, "SSL": True,
