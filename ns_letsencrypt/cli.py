@@ -124,3 +124,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 # Command implementations live in their own modules; these functions only glue.
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
+
+
+def _configure_test(parser: argparse.ArgumentParser) -> None:
+    from .cmd_test import configure
+
+    configure(parser)
+
+
+def _run_test(args: argparse.Namespace) -> int:
+    from .cmd_test import run
+
+    return run(args, lambda: _settings(args))
+
+
+COMMANDS["test"] = (
+    "check that the appliance is reachable, accepts the credentials and is ready",
+    _configure_test,
+    _run_test,
+)

@@ -14,6 +14,7 @@ import http.cookiejar
 import json
 import logging
 import re
+import socket
 import ssl
 import time
 import urllib.parse
@@ -35,7 +36,9 @@ API_PREFIX = "/nitro/v1/config/"
 SESSION_LOST_CODES = frozenset({444, 1027})
 # answers meaning "this firmware does not know the bulk form": fall back to one call per object
 BULK_UNSUPPORTED_CODES = frozenset({1240, 1090, 1233})
-_PIN_MISMATCH = re.compile(r'Fingerprints did not match\. Expected "([0-9a-f]+)", got "([0-9a-f]+)"')
+_PIN_MISMATCH = re.compile(
+    r'Fingerprints did not match\. Expected "([0-9a-f]+)", got "([0-9a-f]+)"'
+)
 JsonObj = dict[str, Any]
 Payload = Union[Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
@@ -60,6 +63,33 @@ def encode_kv(pairs: Mapping[str, Any]) -> str:
 def certificate_fingerprint(der: bytes) -> str:
     """SHA-256 fingerprint as lower-case hex without separators (the pin format)."""
     return hashlib.sha256(der).hexdigest()
+
+
+def fetch_server_fingerprint(url: str, timeout: float = 5.0) -> str:
+    """SHA-256 fingerprint of the certificate an HTTPS server presents, read WITHOUT verifying.
+
+    Only for showing an admin what to pin (``test --show-fingerprint``): the connection is
+    closed right after the handshake, and nothing (least of all credentials) is sent over it.
+
+    Raises:
+        NitroConnectionError: the server could not be reached or the handshake failed.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # we read the certificate to show it, never trust it
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ValueError) as exc:
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc)
+        raise NitroConnectionError("TLS", f"{host}:{port}", reason,
+                                   "check NS_URL (scheme, address and port)") from None
+    if not der:
+        raise NitroConnectionError("TLS", f"{host}:{port}", "the server sent no certificate")
+    return certificate_fingerprint(der)
 
 
 class NitroClient:
@@ -431,7 +461,9 @@ def _snippet(text: str) -> str:
     return (flat[:120] + "...") if len(flat) > 120 else (flat or "(empty body)")
 
 
-def _describe_transport_error(exc: requests.exceptions.RequestException) -> tuple[str, Optional[str]]:
+def _describe_transport_error(
+    exc: requests.exceptions.RequestException,
+) -> tuple[str, Optional[str]]:
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         match = _PIN_MISMATCH.search(text)

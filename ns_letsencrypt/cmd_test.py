@@ -1,0 +1,82 @@
+"""The ``test`` command: is the appliance reachable, are we allowed in, is it ready?
+
+Prints one line per check (or one JSON object with ``--json``) on stdout and returns the exit
+status the checks imply (see :class:`errors.ExitStatus`). ``--show-fingerprint`` instead reads
+the management certificate without verification and prints the ``NS_TLS_PIN`` line for it.
+Also the body of the legacy ``ns-copytons.py test`` verb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.parse
+from typing import Callable
+
+from .config import Settings
+from .errors import ConfigError, ExitStatus
+from .report import Check, as_json, failed, overall_status, render_text, value_of
+
+SettingsLoader = Callable[[], Settings]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``test`` to its subparser."""
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (checks, firmware, ha_state, exit_status)")
+    parser.add_argument("--show-fingerprint", action="store_true",
+                        help="print the SHA-256 of the management certificate in NS_TLS_PIN "
+                             "format (read without verification; sends no credentials)")
+
+
+def run(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
+    """Run the checks (or show the fingerprint), print the result, return the exit status."""
+    if args.show_fingerprint:
+        return show_fingerprint(args, load_settings)
+    checks = readiness_checks(load_settings)
+    if args.json:
+        print(as_json(checks, {"firmware": value_of(checks, "firmware"),
+                               "ha_state": value_of(checks, "ha")}))
+    else:
+        print(render_text(checks))
+    return int(overall_status(checks))
+
+
+def readiness_checks(load_settings: SettingsLoader) -> list[Check]:
+    """Load the configuration and run the connectivity report; a config error is a check too."""
+    from .appliance import connectivity_report
+    from .session import open_client
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return [failed("config", exc.message, exc.hint, ExitStatus.CONFIG)]
+    return connectivity_report(open_client(settings), settings)
+
+
+def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
+    """Print the NS_TLS_PIN line for the appliance's certificate and how to use it.
+
+    Raises:
+        ConfigError: NS_URL is not an https:// URL.
+        NitroConnectionError: the TLS handshake failed.
+    """
+    from .nitro import fetch_server_fingerprint
+
+    # --url alone is enough: nothing but the address is needed to read a certificate.
+    url = args.url or load_settings().url
+    if urllib.parse.urlsplit(url).scheme.lower() != "https":
+        raise ConfigError(f"NS_URL {url} is not https://: there is no certificate to pin",
+                          "use https://<NSIP> to encrypt the NITRO traffic")
+    pin = fetch_server_fingerprint(url)
+    if args.json:
+        print(json.dumps({"url": url, "tls_pin": pin}))
+        return int(ExitStatus.OK)
+    print(f"NS_TLS_PIN={pin}")
+    print(f"# SHA-256 of the certificate presented by {url}, read WITHOUT verification.")
+    print("# Before you trust it, compare it with the appliance itself, e.g. in its shell:")
+    print("#   openssl x509 -noout -fingerprint -sha256 -in /nsconfig/ssl/ns-server.cert")
+    print("# (it prints the same hex digits in upper case, separated by colons),")
+    print("# then put the NS_TLS_PIN line into the .env file (or the environment).")
+    print("# If the management certificate is ever replaced, update NS_TLS_PIN.")
+    return int(ExitStatus.OK)

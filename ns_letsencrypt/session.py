@@ -1,0 +1,25 @@
+"""Opening a NITRO session from Settings: the one bridge between configuration and NitroClient.
+
+Commands call :func:`open_client` instead of repeating the field mapping, so a new connection
+setting is wired up in exactly one place. Nothing is sent until the client is entered.
+"""
+
+from __future__ import annotations
+
+from .config import Settings
+from .nitro import NitroClient
+
+
+def open_client(settings: Settings) -> NitroClient:
+    """A NitroClient for the configured appliance; use it as a context manager to log in."""
+    return NitroClient(
+        settings.url,
+        settings.username,
+        settings.password,
+        auth=settings.auth,
+        ca_bundle=settings.ca_bundle,
+        pin=settings.tls_pin,
+        insecure=settings.tls_insecure,
+        timeout=settings.timeout,
+        retries=settings.retries,
+    )
