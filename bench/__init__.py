@@ -1,0 +1,1 @@
+"""Benchmarks of ns-letsencrypt (``python -m bench``); not part of the test run."""

@@ -1,0 +1,64 @@
+"""``python -m bench``: run every benchmark and print one JSON document on stdout.
+
+Sections: CLI start-up, challenge deploy+clean request counts (``challenge_requests``), deploy and
+reconciliation request counts (``deploy_requests``), and end-to-end issuance with pebble
+(``e2e_issuance``). Each section module exposes ``run() -> dict``. A section that fails is
+reported under its name as ``{"error": ...}`` instead of hiding the others' figures; the exit
+status is 1 when any section failed. Progress goes to stderr.
+
+    python -m bench                  # everything
+    python -m bench startup e2e      # only the named sections
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import sys
+import time
+import traceback
+from typing import Any
+
+SECTIONS = {
+    "startup": "bench.startup",
+    "challenge": "bench.challenge_requests",
+    "deploy": "bench.deploy_requests",
+    "e2e": "bench.e2e_issuance",
+}
+
+
+def run_section(name: str) -> dict[str, Any]:
+    """Import and run one section; a failure becomes an ``error`` entry."""
+    started = time.perf_counter()
+    try:
+        module = importlib.import_module(SECTIONS[name])
+        result: dict[str, Any] = dict(module.run())
+    except Exception as exc:  # a benchmark harness reports, it does not stop at the first failure
+        traceback.print_exc(file=sys.stderr)
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    result["section_wall_s"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """Run the requested sections (all by default) and print the JSON document."""
+    unknown = [name for name in argv if name not in SECTIONS]
+    if unknown:
+        print(f"bench: unknown section(s) {unknown}; choose from {list(SECTIONS)}",
+              file=sys.stderr)
+        return 2
+    document: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    for name in argv or list(SECTIONS):
+        print(f"bench: running {name} ...", file=sys.stderr)
+        document[name] = run_section(name)
+    print(json.dumps(document, indent=2, sort_keys=False))
+    return 1 if any(isinstance(v, dict) and "error" in v for v in document.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
