@@ -51,3 +51,36 @@ def object_name(prefix: str, key: str, max_len: int) -> str:
 def is_valid_name(name: str, max_len: int = POLICY_MAX) -> bool:
     """True when ``name`` obeys NetScaler's naming rules for entity names."""
     return bool(_VALID.match(name)) and len(name) <= max_len
+
+
+def certkey_name(prefix: str, cert_name: str, max_len: int = CERTKEY_MAX) -> str:
+    """The certkey of a leaf certificate, from its whole primary name (or dehydrated alias)."""
+    return object_name(prefix, cert_name, max_len)
+
+
+def ca_certkey_name(prefix: str, common_name: str, fingerprint: str,
+                    max_len: int = CERTKEY_MAX) -> str:
+    """The certkey of an intermediate: its subject CN plus a short fingerprint.
+
+    The fingerprint makes the name unique per certificate, so a re-issued intermediate with the
+    same CN (e.g. a new cross-sign) never takes over the old certkey.
+    """
+    suffix = "-" + fingerprint[:HASH_LEN].lower()
+    room = max_len - len(prefix) - len(suffix)
+    if room < 1:
+        raise ValueError(f"prefix {prefix!r} leaves no room for a name within {max_len} characters")
+    stem = sanitize(common_name or "ca")[:room].rstrip("-._") or "ca"
+    return prefix + stem + suffix
+
+
+def file_name(stem: str, tag: str, extension: str, max_len: int = FILENAME_MAX) -> str:
+    """``<stem>-<tag>.<extension>`` within ``max_len``; the stem gives way, never the tag.
+
+    Callers pass a ``tag`` derived from the file's content (a fingerprint), so each generation
+    gets its own name and no file is ever overwritten in place.
+    """
+    tail = f"-{sanitize(tag)}.{extension}"
+    room = max_len - len(tail)
+    if room < 1:
+        raise ValueError(f"tag {tag!r} leaves no room for a file name within {max_len} characters")
+    return sanitize(stem)[:room] + tail
