@@ -171,7 +171,8 @@ class NitroClient:
             return
         self._token = None
         body = {"login": {"username": self._username, "password": self._password}}
-        answer, response = self._send("POST", "login", None, {}, body, retry=True)
+        # Not retried: a login whose answer was lost may have opened a session already.
+        answer, response = self._send("POST", "login", None, {}, body, retry=False)
         token = answer.get("sessionid") or response.cookies.get("NITRO_AUTH_TOKEN") or (
             urllib.parse.unquote(response.cookies.get("sessionid") or "")
         )
@@ -416,8 +417,8 @@ def _decode(method: str, resource: str, response: requests.Response) -> JsonObj:
     """Turn a NITRO answer into its JSON body, or raise the matching NitroApiError."""
     status = response.status_code
     text = response.text
-    if 200 <= status < 300 and not text.strip():
-        return {}  # some operations answer success with an empty body
+    if 200 <= status < 300 and not text.strip() and method != "GET":
+        return {}  # some write operations answer success with an empty body; a GET never does
     try:
         body = json.loads(text)
     except ValueError:

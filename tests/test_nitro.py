@@ -1,0 +1,379 @@
+"""NitroClient against the fake NetScaler over real HTTP and HTTPS sockets on 127.0.0.1.
+
+Covers authentication (session and header), session expiry, transport failures and retries,
+TLS verification (default, CA bundle, pin, insecure, REQUESTS_CA_BUNDLE), unreadable answers,
+bulk operations, and that the password never leaks into exceptions or logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Optional
+
+import pytest
+import requests
+import urllib3
+
+from ns_letsencrypt.errors import (
+    NitroApiError,
+    NitroAuthError,
+    NitroConnectionError,
+    NitroNotFound,
+    NitroPermissionError,
+)
+from ns_letsencrypt.nitro import NitroClient, fetch_server_fingerprint
+from tests.conftest import PASSWORD, USER, closed_port
+
+
+def client_for(fake: Any, **kw: Any) -> NitroClient:
+    """A client for the fake over HTTPS, pinned unless the test says otherwise."""
+    options: dict[str, Any] = {"pin": fake.cert_sha256, "timeout": (5.0, 10.0)}
+    options.update(kw)
+    url = options.pop("url", fake.url)
+    password = options.pop("password", PASSWORD)
+    return NitroClient(url, USER, password, **options)
+
+
+def count(fake: Any, method: str, resource: str, action: Optional[str] = None) -> int:
+    """How many requests of this kind reached the fake."""
+    return sum(
+        1 for r in fake.requests
+        if r.method == method and r.resource == resource and r.action == action
+    )
+
+
+def open_sessions(fake: Any) -> int:
+    with fake.state.lock:
+        return len(fake.state.sessions)
+
+
+def action_obj(name: str) -> dict[str, str]:
+    return {"name": name, "type": "respondwith", "target": '"HTTP/1.1 200 OK\\r\\n\\r\\nx"'}
+
+
+# -- authentication -----------------------------------------------------------------------
+
+
+def test_session_login_runs_requests_and_logout_closes_the_session(fake: Any) -> None:
+    with client_for(fake) as client:
+        assert open_sessions(fake) == 1
+        version = client.get("nsversion")
+    assert "NS" in version[0]["version"]
+    assert open_sessions(fake) == 0
+    assert count(fake, "POST", "login") == 1
+    assert count(fake, "POST", "logout") == 1
+    assert [r.user for r in fake.requests if r.resource == "nsversion"] == [USER]
+
+
+def test_logout_happens_when_the_body_of_the_with_block_raises(fake: Any) -> None:
+    with pytest.raises(NitroNotFound), client_for(fake) as client:
+        client.get("lbvserver", "no-such-vserver")
+    assert open_sessions(fake) == 0
+
+
+def test_header_auth_needs_no_login_and_leaves_no_session(fake: Any) -> None:
+    with client_for(fake, auth="header") as client:
+        assert client.get("nsversion")
+    assert count(fake, "POST", "login") == 0
+    assert open_sessions(fake) == 0
+    assert [r.user for r in fake.requests] == [USER]
+
+
+def test_header_auth_with_a_wrong_password_is_an_auth_error(fake: Any) -> None:
+    with pytest.raises(NitroAuthError) as info, \
+            client_for(fake, auth="header", password="wrong") as client:
+        client.get("nsversion")
+    assert info.value.errorcode == 354
+
+
+def test_plain_http_works(fake: Any) -> None:
+    with client_for(fake, url=fake.http_url, pin=None) as client:
+        assert client.is_plain_http
+        assert client.get("hanode")
+
+
+def test_client_can_log_in_again_after_logout_and_keeps_no_cookies(fake: Any) -> None:
+    jar_owner = requests.Session()
+    client = client_for(fake, session=jar_owner)
+    for _ in range(2):
+        with client:
+            assert client.get("nsversion")
+    assert count(fake, "POST", "login") == 2
+    assert open_sessions(fake) == 0
+    # The token travels in our own Cookie header; the appliance's Set-Cookie is not kept,
+    # so a stale session cookie can never ride along with a later request.
+    assert len(jar_owner.cookies) == 0
+
+
+def test_bad_password_is_an_auth_error_with_a_hint(fake: Any) -> None:
+    with pytest.raises(NitroAuthError) as info, client_for(fake, password="wrong-password"):
+        pass
+    assert info.value.errorcode == 354
+    assert info.value.hint and "NS_PASSWORD" in info.value.hint
+    assert open_sessions(fake) == 0
+
+
+def test_expired_session_is_renewed_once_and_the_call_succeeds(fake: Any) -> None:
+    with client_for(fake) as client:
+        fake.inject(method="GET", resource="nsversion", kind="expire")
+        assert client.get("nsversion")
+    assert count(fake, "POST", "login") == 2
+    assert open_sessions(fake) == 0
+
+
+def test_session_lost_again_right_after_relogin_is_an_auth_error(fake: Any) -> None:
+    with client_for(fake) as client:
+        fake.inject(method="GET", resource="nsversion", kind="expire", times=2)
+        with pytest.raises(NitroAuthError) as info:
+            client.get("nsversion")
+    assert info.value.errorcode == 444
+    assert count(fake, "POST", "login") == 2
+
+
+def test_command_policy_denial_is_a_permission_error(fake: Any) -> None:
+    fake.add_user("reader", "reader-pw", policies=[("ALLOW", r"^show .*")])
+    with NitroClient(fake.url, "reader", "reader-pw", pin=fake.cert_sha256) as client:
+        assert client.get("nsversion")
+        with pytest.raises(NitroPermissionError) as info:
+            client.action("nsconfig", "save", {})
+    assert info.value.errorcode == 2138
+    assert info.value.command and "save ns config" in info.value.command.lower()
+
+
+# -- transport failures and retries -------------------------------------------------------
+
+
+def test_closed_port_is_connection_refused() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(NitroConnectionError) as info, NitroClient(url, USER, PASSWORD):
+        pass
+    assert "connection refused" in str(info.value)
+    assert info.value.hint and "NS_URL" in info.value.hint
+
+
+def test_read_timeout_is_a_connection_error(fake: Any) -> None:
+    with client_for(fake, timeout=(5.0, 0.3)) as client:
+        fake.inject(method="POST", resource="nsconfig", action="save", kind="timeout", delay=1.5)
+        with pytest.raises(NitroConnectionError) as info:
+            client.action("nsconfig", "save", {})
+    assert "timeout" in info.value.reason
+    assert count(fake, "POST", "nsconfig", "save") == 1  # a POST is never repeated
+
+
+def test_get_is_retried_after_a_dropped_connection(fake: Any) -> None:
+    with client_for(fake) as client:
+        fake.inject(method="GET", resource="hanode", kind="reset")
+        assert client.get("hanode")
+    assert count(fake, "GET", "hanode") == 2
+
+
+def test_delete_is_retried_after_a_dropped_connection(fake: Any) -> None:
+    with client_for(fake) as client:
+        client.add("responderaction", action_obj("le-acme-del"))
+        fake.inject(method="DELETE", resource="responderaction", kind="reset")
+        client.delete("responderaction", "le-acme-del")
+    assert fake.objects("responderaction") == []
+    assert count(fake, "DELETE", "responderaction") == 2
+
+
+def test_post_is_not_retried_after_a_dropped_connection(fake: Any) -> None:
+    with client_for(fake) as client:
+        fake.inject(method="POST", resource="responderaction", kind="reset")
+        with pytest.raises(NitroConnectionError):
+            client.add("responderaction", action_obj("le-acme-post"))
+    assert count(fake, "POST", "responderaction") == 1
+
+
+def test_retries_give_up_after_the_configured_number(fake: Any) -> None:
+    with client_for(fake, retries=1) as client:
+        fake.inject(method="GET", resource="hanode", kind="reset", times=5)
+        with pytest.raises(NitroConnectionError):
+            client.get("hanode")
+    assert count(fake, "GET", "hanode") == 2
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+def test_default_verification_rejects_the_self_signed_certificate(fake: Any) -> None:
+    with pytest.raises(NitroConnectionError) as info, client_for(fake, pin=None):
+        pass
+    assert "verification failed" in info.value.reason
+    assert info.value.hint and "NS_TLS_PIN" in info.value.hint and "NS_CA_BUNDLE" in info.value.hint
+    assert fake.requests == []  # the handshake failed before any request was read
+
+
+def test_ca_bundle_verifies_the_certificate(fake: Any) -> None:
+    with client_for(fake, pin=None, ca_bundle=fake.cert_file) as client:
+        assert client.get("nsversion")
+
+
+def test_pin_accepts_the_matching_certificate(fake: Any) -> None:
+    with client_for(fake) as client:
+        assert client.get("nsversion")
+
+
+def test_wrong_pin_names_both_fingerprints(fake: Any) -> None:
+    wrong = "ab" * 32
+    with pytest.raises(NitroConnectionError) as info, client_for(fake, pin=wrong):
+        pass
+    text = str(info.value)
+    assert wrong in text and fake.cert_sha256 in text
+    assert fake.requests == []
+
+
+def test_insecure_logs_one_warning_and_emits_no_insecure_request_warning(
+    fake: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with client_for(fake, pin=None, insecure=True) as client:
+            client.get("nsversion")
+            client.get("hanode")
+    insecure = urllib3.exceptions.InsecureRequestWarning
+    assert not [w for w in seen if issubclass(w.category, insecure)]
+    ours = [r for r in caplog.records if r.name.startswith("ns_letsencrypt")]
+    assert len(ours) == 1 and ours[0].levelno == logging.WARNING
+    assert "NS_TLS_PIN" in ours[0].getMessage()
+
+
+def test_requests_ca_bundle_from_the_environment_is_honoured(
+    fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.cert_file)
+    with client_for(fake, pin=None) as client:
+        assert client.get("nsversion")
+
+
+def test_fetch_server_fingerprint_reads_the_certificate_without_credentials(fake: Any) -> None:
+    assert fetch_server_fingerprint(fake.url) == fake.cert_sha256
+    assert fake.requests == []
+
+
+def test_fetch_server_fingerprint_of_a_closed_port_is_a_connection_error() -> None:
+    with pytest.raises(NitroConnectionError, match="connection refused"):
+        fetch_server_fingerprint(f"https://127.0.0.1:{closed_port()}")
+
+
+# -- answers that are not NITRO JSON ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "expected"),
+    [
+        ("html", 502, "text/html"),
+        ("empty", 503, "empty body"),
+        ("empty", 200, "empty"),
+        ("badjson", 200, "not NITRO JSON"),
+    ],
+)
+def test_unreadable_answers_are_api_errors(
+    fake: Any, kind: str, status: int, expected: str
+) -> None:
+    with client_for(fake) as client:
+        fake.inject(method="GET", resource="nsversion", kind=kind, status=status)
+        with pytest.raises(NitroApiError) as info:
+            client.get("nsversion")
+    assert not isinstance(info.value, ValueError)  # never a bare JSONDecodeError
+    assert expected in str(info.value)
+    assert info.value.resource == "nsversion"
+
+
+def test_error_body_with_http_200_is_an_api_error(fake: Any) -> None:
+    with client_for(fake) as client:
+        fake.inject(method="POST", resource="nsconfig", action="save", kind="error200",
+                    errorcode=1097, message="Invalid argument value")
+        with pytest.raises(NitroApiError) as info:
+            client.action("nsconfig", "save", {})
+    assert info.value.errorcode == 1097
+    assert info.value.http_status == 200
+
+
+def test_nitro_error_carries_status_code_and_message(fake: Any) -> None:
+    with client_for(fake) as client:
+        fake.inject(method="POST", resource="nsconfig", action="save", kind="error",
+                    status=599, errorcode=1538,
+                    message="Certificate and private key do not match")
+        with pytest.raises(NitroApiError) as info:
+            client.action("nsconfig", "save", {})
+    assert (info.value.http_status, info.value.errorcode) == (599, 1538)
+    assert "do not match" in str(info.value)
+
+
+# -- bulk operations ----------------------------------------------------------------------
+
+
+def test_bulk_add_creates_every_object_in_one_request(fake: Any) -> None:
+    with client_for(fake) as client:
+        answer = client.add("responderaction", [action_obj("le-acme-a"), action_obj("le-acme-b")])
+    assert int(answer.get("errorcode", 0)) == 0
+    assert sorted(o["name"] for o in fake.objects("responderaction")) == ["le-acme-a", "le-acme-b"]
+    assert count(fake, "POST", "responderaction") == 1
+
+
+def test_remove_many_uses_one_bulk_request_when_supported(fake: Any) -> None:
+    names = ["le-acme-1", "le-acme-2", "le-acme-3"]
+    with client_for(fake) as client:
+        client.add("responderaction", [action_obj(n) for n in names])
+        client.remove_many("responderaction", [{"name": n} for n in names])
+    assert fake.objects("responderaction") == []
+    assert count(fake, "POST", "responderaction", "rm") == 1
+    assert count(fake, "DELETE", "responderaction") == 0
+
+
+def test_remove_many_falls_back_to_one_delete_each(fake: Any) -> None:
+    names = ["le-acme-1", "le-acme-2", "le-acme-3"]
+    with fake.state.lock:
+        fake.state.bulk_remove = False
+    with client_for(fake) as client:
+        client.add("responderaction", [action_obj(n) for n in names])
+        client.remove_many("responderaction", [{"name": n} for n in names])
+        # the client remembers: a second batch goes straight to DELETE
+        client.add("responderaction", [action_obj("le-acme-4"), action_obj("le-acme-5")])
+        client.remove_many("responderaction", [{"name": "le-acme-4"}, {"name": "le-acme-5"}])
+    assert fake.objects("responderaction") == []
+    assert count(fake, "POST", "responderaction", "rm") == 1
+    assert count(fake, "DELETE", "responderaction") == 5
+
+
+def test_remove_many_treats_missing_objects_as_removed(fake: Any) -> None:
+    with fake.state.lock:
+        fake.state.bulk_remove = False
+    with client_for(fake) as client:
+        client.add("responderaction", action_obj("le-acme-here"))
+        client.remove_many("responderaction", [{"name": "le-acme-here"}, {"name": "le-acme-gone"}])
+    assert fake.objects("responderaction") == []
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def test_password_appears_in_no_exception_and_no_log_record(
+    fake: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    for options in ({}, {"auth": "header"}):
+        with client_for(fake, **options) as client:
+            fake.inject(method="GET", resource="nsversion", kind="expire")
+            client.get("nsversion")
+            fake.inject(method="GET", resource="hanode", kind="html")
+            with pytest.raises(NitroApiError) as api_error:
+                client.get("hanode")
+            texts.append(str(api_error.value))
+    fake.add_user("other", PASSWORD + "x")
+    for auth in ("session", "header"):
+        with pytest.raises(NitroAuthError) as auth_error, \
+                NitroClient(fake.url, "other", PASSWORD, auth=auth, pin=fake.cert_sha256) as c:
+            c.get("nsversion")
+        texts.append(str(auth_error.value))
+    with pytest.raises(NitroConnectionError) as conn_error, \
+            NitroClient(f"http://127.0.0.1:{closed_port()}", USER, PASSWORD):
+        pass
+    texts.append(str(conn_error.value))
+    records = [record.getMessage() for record in caplog.records]
+    assert records  # DEBUG logging was on, so the requests were logged
+    for text in [*texts, *records, caplog.text]:
+        assert PASSWORD not in text
