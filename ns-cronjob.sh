@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Daily job: let dehydrated renew every certificate of domains.txt that is due (RENEW_DAYS),
+# deploying each through hooks/ns-hook.sh, then archive superseded files (-gc).
+# Run it daily from cron or the systemd timer in systemd/; it does nothing when nothing is due.
+# Config: config.sh and domains.txt in NS_LE_HOME, or else next to this script.
+# Exit status: 0 ok; 2 set-up problem; 75 another run holds the lock; else dehydrated's failure.
+set -euo pipefail
+NSLE_NAME="$(basename -- "$0")"
+# shellcheck source=tools/common.sh
+. "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/tools/common.sh"
+
+main() {
+  nsle_prepare "${BASH_SOURCE[0]}" || return
+  nsle_log "renewing what is due (home $NSLE_HOME, $NSLE_DEHYDRATED)"
+  nsle_run "$NSLE_DEHYDRATED" --cron --config "$NSLE_CONFIG" || {
+    local rc=$?
+    nsle_err "dehydrated --cron failed with exit status $rc; see the lines above"
+    return "$rc"
+  }
+  nsle_run "$NSLE_DEHYDRATED" --cleanup --config "$NSLE_CONFIG" || {
+    local rc=$?
+    nsle_err "dehydrated --cleanup failed with exit status $rc"
+    return "$rc"
+  }
+  nsle_log "done"
+}
+
+main "$@"

@@ -1,0 +1,135 @@
+# shellcheck shell=bash
+# Shared functions of ns-cronjob.sh and ns-forcerenew.sh (sourced, never executed):
+# where the code and the configuration live, which dehydrated to run, the run lock, and
+# timestamped log lines. The Python side (ns_letsencrypt/register.py) locates dehydrated in
+# the same order; tests/test_scripts.py checks that both agree.
+
+# Exit status when another run holds the lock (EX_TEMPFAIL: "try again later"); distinct from
+# dehydrated's 1 and from the CLI's 1-8 so that cron mail and monitoring can tell them apart.
+NSLE_EXIT_LOCKED=75
+# Exit status for a problem with the set-up itself (no dehydrated, no config.sh, bad argument).
+NSLE_EXIT_SETUP=2
+
+# One log line on stdout: "<ISO time> <script>: <message>" (printf's %()T needs no fork).
+nsle_log() {
+  printf '%(%Y-%m-%dT%H:%M:%S%z)T %s: %s\n' -1 "${NSLE_NAME:-ns-letsencrypt}" "$*"
+}
+
+# One log line on stderr, for failures (cron mails both streams; monitoring often reads stderr).
+nsle_err() {
+  nsle_log "ERROR: $*" >&2
+}
+
+# Prefix every line read from stdin with a timestamp.
+nsle_stamp() {
+  local line
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    printf '%(%Y-%m-%dT%H:%M:%S%z)T %s\n' -1 "$line"
+  done
+}
+
+# Run a command with timestamps on each line of its output, keeping stdout and stderr apart.
+# The command's exit status is returned (pipefail makes the pipelines report it).
+nsle_run() {
+  { "$@" 2>&1 1>&3 3>&- | nsle_stamp >&2; } 3>&1 | nsle_stamp
+}
+
+# The directory holding the code (hooks/, tools/, the dehydrated submodule): the directory of
+# the script given as $1, with symlinks resolved, so /usr/local/bin/ns-cronjob.sh -> clone works.
+nsle_code_dir() {
+  local script
+  script="$(readlink -f -- "$1")"
+  dirname -- "$script"
+}
+
+# The directory holding config.sh, domains.txt, .env and dehydrated's state: NS_LE_HOME when
+# set, otherwise the code directory ($1).
+nsle_home_dir() {
+  local home="${NS_LE_HOME:-$1}"
+  if [[ ! -d "$home" ]]; then
+    nsle_err "NS_LE_HOME=$home is not a directory"
+    return "$NSLE_EXIT_SETUP"
+  fi
+  (cd -- "$home" && pwd -P)
+}
+
+# Print the dehydrated to run. Order: $DEHYDRATED (a path or a command name), the submodule
+# <code>/dehydrated/dehydrated when it is checked out, `dehydrated` on PATH.
+nsle_find_dehydrated() {
+  local code_dir="$1" found
+  if [[ -n "${DEHYDRATED:-}" ]]; then
+    if found="$(command -v -- "$DEHYDRATED")" && [[ -x "$found" && ! -d "$found" ]]; then
+      printf '%s\n' "$found"
+      return 0
+    fi
+    nsle_err "DEHYDRATED=$DEHYDRATED is not an executable file; fix or unset it"
+    return "$NSLE_EXIT_SETUP"
+  fi
+  if [[ -f "$code_dir/dehydrated/dehydrated" && -x "$code_dir/dehydrated/dehydrated" ]]; then
+    printf '%s\n' "$code_dir/dehydrated/dehydrated"
+    return 0
+  fi
+  if found="$(command -v dehydrated)"; then
+    printf '%s\n' "$found"
+    return 0
+  fi
+  nsle_err "dehydrated not found (looked at \$DEHYDRATED, $code_dir/dehydrated/dehydrated and PATH)." \
+    "Get it with 'git submodule update --init' in $code_dir, or 'apt-get install dehydrated'," \
+    "or point DEHYDRATED at the script."
+  return "$NSLE_EXIT_SETUP"
+}
+
+# Take the run lock <home>/.ns-letsencrypt.lock on file descriptor 9 (held until the script
+# exits). A second run waits up to NS_LOCK_WAIT seconds (default 0: give up at once).
+nsle_lock() {
+  local lockfile="$1/.ns-letsencrypt.lock" wait="${NS_LOCK_WAIT:-0}"
+  if [[ ! "$wait" =~ ^[0-9]+$ ]]; then
+    nsle_err "NS_LOCK_WAIT=$wait is not a number of seconds"
+    return "$NSLE_EXIT_SETUP"
+  fi
+  exec 9>>"$lockfile"
+  if ! flock -w "$wait" 9; then
+    nsle_err "another ns-letsencrypt run holds $lockfile (waited ${wait}s); not starting." \
+      "Set NS_LOCK_WAIT=<seconds> to wait longer."
+    return "$NSLE_EXIT_LOCKED"
+  fi
+}
+
+# Print the value of variable $3 after sourcing config.sh ($2) the way dehydrated does (BASEDIR
+# preset to the home directory $1), or $4 when the config leaves it empty.
+nsle_config_value() {
+  local value
+  value="$(BASEDIR="$1" bash -c 'set +u; . "$1" >/dev/null; printf "%s" "${!2:-}"' _ "$2" "$3")" || {
+    nsle_err "$2 could not be read by bash"
+    return "$NSLE_EXIT_SETUP"
+  }
+  printf '%s\n' "${value:-${4:-}}"
+}
+
+# Make sure the http-01 WELLKNOWN directory of config.sh exists: dehydrated refuses to run
+# without it even though the hook, not a web server, answers the challenges.
+nsle_ensure_wellknown() {
+  local wellknown
+  wellknown="$(nsle_config_value "$1" "$2" WELLKNOWN)" || return
+  if [[ -n "$wellknown" ]]; then
+    mkdir -p -- "$wellknown"
+  fi
+}
+
+# Everything both scripts do before running dehydrated. Sets NSLE_CODE, NSLE_HOME,
+# NSLE_CONFIG and NSLE_DEHYDRATED (read by the sourcing script), and exports NS_LE_HOME for the
+# hook. Call it directly, not in a subshell: the lock lives on this shell's descriptor 9.
+# shellcheck disable=SC2034
+nsle_prepare() {
+  NSLE_CODE="$(nsle_code_dir "$1")"
+  NSLE_HOME="$(nsle_home_dir "$NSLE_CODE")" || return
+  NSLE_CONFIG="$NSLE_HOME/config.sh"
+  if [[ ! -f "$NSLE_CONFIG" ]]; then
+    nsle_err "$NSLE_CONFIG not found; copy config.sh.example to config.sh and edit it"
+    return "$NSLE_EXIT_SETUP"
+  fi
+  NSLE_DEHYDRATED="$(nsle_find_dehydrated "$NSLE_CODE")" || return
+  nsle_lock "$NSLE_HOME" || return
+  nsle_ensure_wellknown "$NSLE_HOME" "$NSLE_CONFIG" || return
+  export NS_LE_HOME="$NSLE_HOME"
+}
