@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .naming import HASH_LEN, is_valid_name
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,6 @@ def _shown(text: str) -> str:
 
 PREFIX_MAX_LEN = 40
 PRIORITY_MAX = 2147483000
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.#@=:-]*")
 _NAME_OR_SPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.#@=: -]*")
 _NAME_RULE = 'start with a letter, digit or "_", then only letters, digits and _ - . # @ = :'
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
@@ -358,12 +358,15 @@ def _int_in(low: int, high: int) -> Callable[[_Raw], int]:
 
 
 def _name(max_len: int, *, spaces: bool = False) -> Callable[[_Raw], str]:
-    """A parser for a NetScaler object name (or name prefix) of at most ``max_len``."""
-    pattern = _NAME_OR_SPACE if spaces else _NAME
+    """A parser for a NetScaler object name (or name prefix) of at most ``max_len``.
+
+    Names we create (prefixes) must not contain spaces; an existing vserver's name may.
+    """
 
     def parse(raw: _Raw) -> str:
         text = raw.value.strip()
-        if not pattern.fullmatch(text):
+        valid = _NAME_OR_SPACE.fullmatch(text) if spaces else is_valid_name(text, len(text))
+        if not valid:
             rule = _NAME_RULE + (" and spaces" if spaces else " (no spaces)")
             raise _Invalid(f"must {rule}, got {_shown(text)}")
         if len(text) > max_len:
@@ -381,7 +384,7 @@ def _parse_certkey_names(raw: _Raw) -> dict[str, str]:
         if not equals or not _DOMAIN.fullmatch(domain) or not certkey:
             raise _Invalid('entries must look like "www.example.com=le-www", separated by '
                            f"commas, got {_shown(entry)}")
-        if not _NAME.fullmatch(certkey):
+        if not is_valid_name(certkey, len(certkey)):
             raise _Invalid(f"certkey names must {_NAME_RULE} (no spaces), got {_shown(certkey)}")
         if domain in names:
             raise _Invalid(f"{domain} is listed twice")
@@ -413,8 +416,8 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_CERTKEY_NAMES": ("certkey_names", _parse_certkey_names),
 }
 SETTING_NAMES = frozenset(_PARSERS) | {"NS_PASSWORD", "NS_PASSWORD_FILE"}
-# Room a certkey name needs after the prefix for the domain part and its hash suffix.
-_CERTKEY_ROOM = 8
+# Room a certkey name needs after the prefix: at least one character, "-" and the hash.
+_CERTKEY_ROOM = HASH_LEN + 2
 
 
 # -- combining the sources ------------------------------------------------------------
@@ -488,7 +491,7 @@ def _check_certkey_lengths(values: Mapping[str, Any], at: Callable[[str], str],
     prefix = values.get("certkey_prefix", "le-")
     if len(prefix) + _CERTKEY_ROOM > max_len:
         problems.append(f"{at('NS_CERTKEY_PREFIX')}: {_shown(prefix)} leaves fewer than "
-                        f"{_CERTKEY_ROOM} characters for the domain part of certkey names "
+                        f"{_CERTKEY_ROOM} characters for the domain part and hash of certkey names "
                         f"({at('NS_CERTKEY_MAX_LEN')} is {max_len})")
     too_long = [name for name in values.get("certkey_names", {}).values() if len(name) > max_len]
     if too_long:
