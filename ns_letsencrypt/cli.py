@@ -143,3 +143,22 @@ COMMANDS["test"] = (
     _configure_test,
     _run_test,
 )
+
+
+def _configure_register(parser: argparse.ArgumentParser) -> None:
+    from .register import configure
+
+    configure(parser)
+
+
+def _run_register(args: argparse.Namespace) -> int:
+    from .register import run
+
+    return run(args)
+
+
+COMMANDS["register"] = (
+    "register the ACME account with the CA (runs dehydrated --register --accept-terms)",
+    _configure_register,
+    _run_register,
+)
