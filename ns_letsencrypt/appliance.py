@@ -188,7 +188,7 @@ def _responder_check(client: NitroClient) -> Check:
 def _missing_vserver(client: NitroClient, kind: str, name: str) -> Check:
     other = "cs" if kind == "lb" else "lb"
     if client.get_one(f"{other}vserver", name) is not None:
-        return failed("vserver", f"'{name}' is a {other} vserver, not an {kind} vserver",
+        return failed("vserver", f"'{name}' is {_article(other)} vserver, not {_article(kind)}",
                       f"set NS_VSERVER_TYPE={other}", ExitStatus.NOT_READY)
     names = _http_vserver_names(client, kind)
     if names:
@@ -271,6 +271,10 @@ def _primary_hint(nodes: Sequence[JsonObj]) -> str:
     where = f" ({peers[0]})" if peers else ""
     return (f"configuration changes must go to the primary: point NS_URL at the primary's "
             f"NSIP{where} or at a SNIP with management access that follows the primary")
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind == "lb" else f"a {kind}"
 
 
 def _truthy(value: Any) -> bool:
