@@ -1,8 +1,8 @@
 """The fake appliance's file system and the NITRO ``systemfile`` resource (nitro-reference §3).
 
 Owns the in-memory directories (``location -> name -> bytes``) that ``sslcertkey`` reads its
-certificate and key files from, upload / list / read / delete through NITRO, and the generic GET
-selection (``filter=`` and ``attrs=``) that the fake's plugin resources share.
+certificate and key files from, and upload / list / read / delete through NITRO. File operations
+do not change the running configuration (core leaves ``systemfile`` out of "config changed").
 
 Choices where the reference says "unconfirmed":
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -85,31 +84,6 @@ def split_path(path: str) -> tuple[str, str]:
         return SSL_DIR, path
     location, _, name = path.rpartition("/")
     return normalise_location(location or "/"), name
-
-
-def select_objects(objects: list[dict[str, Any]], call: Call) -> list[dict[str, Any]]:
-    """Apply ``filter=`` (exact value, or ``/regex/`` searched) and ``attrs=`` to GET results."""
-    chosen = [obj for obj in objects
-              if all(_matches(obj.get(k), v) for k, v in call.filter.items())]
-    if call.attrs is not None:
-        wanted = set(call.attrs)
-        chosen = [{k: v for k, v in obj.items() if k in wanted} for obj in chosen]
-    return chosen
-
-
-def _matches(value: Any, wanted: str) -> bool:
-    if value is None:
-        return False
-    values = value if isinstance(value, list) else [value]
-    if len(wanted) >= 2 and wanted.startswith("/") and wanted.endswith("/"):
-        pattern = re.compile(wanted[1:-1])
-        return any(pattern.search(str(v)) for v in values)
-    return any(str(v) == wanted for v in values)
-
-
-def collection(key: str, objects: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
-    """A GET body: the resource key is absent when nothing matched (§1.5)."""
-    return {key: objects} if objects else None
 
 
 def appliance_time(epoch: float) -> str:
@@ -218,7 +192,6 @@ def upload(state: State, call: Call) -> None:
     if store.read(location, name) is not None:
         raise NitroFault(409, 1642, "Cannot create output file. File already exists")
     store.write(location, name, content)
-    state.mark_changed()
 
 
 @handler("GET", "systemfile", cli=_cli_show)
@@ -235,8 +208,8 @@ def show(state: State, call: Call) -> Optional[dict[str, Any]]:
         one = _describe(location, name, stored)
         one["filecontent"] = base64.b64encode(stored.content).decode("ascii")
         one["fileencoding"] = "BASE64"
-        return collection("systemfile", select_objects([one], call))
-    return collection("systemfile", select_objects(_listing(store, location), call))
+        return {"systemfile": [one]}
+    return {"systemfile": _listing(store, location)}
 
 
 @handler("DELETE", "systemfile", cli=_cli_rm)
@@ -247,7 +220,6 @@ def remove(state: State, call: Call) -> None:
         raise _missing_argument()
     if not file_store(state).remove(location, name):
         raise _no_such_file(name)
-    state.mark_changed()
 
 
 def _describe(location: str, name: str, stored: StoredFile) -> dict[str, Any]:

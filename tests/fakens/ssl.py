@@ -2,7 +2,9 @@
 
 Owns certkeys (parsed from the files in :mod:`tests.fakens.files` when added or updated, like the
 appliance loads them), links between certkeys, the SSL vservers and their certkey bindings, the
-read-only binding views, and ``served_chain`` which the TLS data plane uses.
+read-only binding views, and ``served_chain`` which the TLS data plane uses. Core applies
+``filter=``/``attrs=``/``count=`` to what the GET handlers return and marks the configuration
+changed after every successful write.
 
 Choices where the reference says "unconfirmed" or leaves room:
 
@@ -22,7 +24,6 @@ Choices where the reference says "unconfirmed" or leaves room:
 - Binding an already bound certkey to the same vserver answers 409/273; unbinding one that is not
   bound answers 599/258 ``No such resource [certkeyName, <name>]``; a missing SSL vserver is
   404/258 ``No such resource [vservername, <name>]``.
-- With ``attrs=`` only the requested attributes are returned (the name too only if requested).
 - The CLI renderings never contain a pass phrase.
 """
 
@@ -41,14 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from tests.fakens.core import Call, NitroFault, State, handler
-from tests.fakens.files import (
-    SSL_DIR,
-    cli_word,
-    collection,
-    file_store,
-    select_objects,
-    split_path,
-)
+from tests.fakens.files import SSL_DIR, cli_word, file_store, split_path
 
 PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
 
@@ -553,14 +547,13 @@ def add_certkey(state: State, call: Call) -> None:
         name, cert_path, str(key_path) if key_path else None, inform, cert, key,
         expirymonitor=str(body["expirymonitor"]).upper() if body.get("expirymonitor") else None,
         notificationperiod=int(period) if period is not None else None)
-    state.mark_changed()
 
 
 @handler("GET", "sslcertkey", cli=_cli_show)
 def show_certkeys(state: State, call: Call) -> Optional[dict[str, Any]]:
     ssl = ssl_state(state)
     chosen = [_certkey(ssl, call.name)] if call.name else list(ssl.certkeys.values())
-    return collection("sslcertkey", select_objects([describe(ssl, ck) for ck in chosen], call))
+    return {"sslcertkey": [describe(ssl, ck) for ck in chosen]}
 
 
 @handler("POST", "sslcertkey", "update", cli=_cli_update)
@@ -583,7 +576,6 @@ def update_certkey(state: State, call: Call) -> None:
     if key_path:
         ck.key_path = str(key_path)
     _drop_broken_links(ssl, ck)
-    state.mark_changed()
 
 
 @handler("POST", "sslcertkey", "link", cli=_cli_link)
@@ -602,7 +594,6 @@ def link_certkey(state: State, call: Call) -> None:
     if not signed_by(ck.cert, ca.cert):
         raise NitroFault(599, 1548, "Issuer certificate mismatch")
     ck.link = ca.name
-    state.mark_changed()
 
 
 @handler("POST", "sslcertkey", "unlink", cli=_cli_unlink)
@@ -613,7 +604,6 @@ def unlink_certkey(state: State, call: Call) -> None:
     if ck.link is None:
         raise NitroFault(599, 1545, "Certificate does not have any CA link")
     ck.link = None
-    state.mark_changed()
 
 
 @handler("DELETE", "sslcertkey", cli=_cli_rm)
@@ -625,7 +615,6 @@ def remove_certkey(state: State, call: Call) -> None:
     del ssl.certkeys[ck.name]
     if _truthy(call.args.get("deletefromdevice")):
         _delete_unused_files(state, ssl, [ck.cert_path, ck.key_path])
-    state.mark_changed()
 
 
 def _delete_unused_files(state: State, ssl: SslState, paths: list[Optional[str]]) -> None:
@@ -654,7 +643,7 @@ def _describe_vserver(vs: SslVServer) -> dict[str, Any]:
 def show_vservers(state: State, call: Call) -> Optional[dict[str, Any]]:
     ssl = ssl_state(state)
     chosen = [_vserver(ssl, call.name)] if call.name else list(ssl.vservers.values())
-    return collection("sslvserver", select_objects([_describe_vserver(v) for v in chosen], call))
+    return {"sslvserver": [_describe_vserver(v) for v in chosen]}
 
 
 def _bind(state: State, call: Call) -> None:
@@ -666,7 +655,6 @@ def _bind(state: State, call: Call) -> None:
     if any(b.certkey == ck.name for b in vs.bindings):
         raise NitroFault(409, 273, "Resource already exists")
     vs.bindings.append(SslBinding(ck.name, _truthy(body.get("snicert")), _truthy(body.get("ca"))))
-    state.mark_changed()
 
 
 handler("PUT", "sslvserver_sslcertkey_binding", status=201, cli=_cli_bind)(_bind)
@@ -680,7 +668,7 @@ def show_vserver_bindings(state: State, call: Call) -> Optional[dict[str, Any]]:
     vs = _vserver(ssl_state(state), call.name)
     rows = [{"vservername": vs.name, "certkeyname": b.certkey, "snicert": b.snicert, "ca": b.ca}
             for b in vs.bindings]
-    return collection("sslvserver_sslcertkey_binding", select_objects(rows, call))
+    return {"sslvserver_sslcertkey_binding": rows}
 
 
 @handler("DELETE", "sslvserver_sslcertkey_binding", cli=_cli_unbind)
@@ -693,7 +681,6 @@ def unbind(state: State, call: Call) -> None:
     if len(kept) == len(vs.bindings):
         raise NitroFault(599, 258, f"No such resource [certkeyName, {certkey}]")
     vs.bindings = kept
-    state.mark_changed()
 
 
 def _vserver_rows(ssl: SslState, certkey: str) -> list[dict[str, Any]]:
@@ -705,8 +692,7 @@ def _vserver_rows(ssl: SslState, certkey: str) -> list[dict[str, Any]]:
 def show_certkey_vservers(state: State, call: Call) -> Optional[dict[str, Any]]:
     ssl = ssl_state(state)
     ck = _certkey(ssl, call.name or "")
-    return collection("sslcertkey_sslvserver_binding",
-                      select_objects(_vserver_rows(ssl, ck.name), call))
+    return {"sslcertkey_sslvserver_binding": _vserver_rows(ssl, ck.name)}
 
 
 @handler("GET", "sslcertkey_binding", cli=_cli_show)
