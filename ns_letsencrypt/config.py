@@ -230,14 +230,14 @@ def _parse_url(raw: _Raw) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise _Invalid("must be scheme, host and optional port only (the client adds "
                        f"/nitro/v1/...), got {_shown(text)}")
+    if not _valid_host(parts.hostname or "", bracketed=parts.netloc.startswith("[")):
+        raise _Invalid(f"has no valid host name or IP address, got {_shown(text)}")
     try:
         port = parts.port
     except ValueError:
         port = 0
     if port == 0:
         raise _Invalid(f"the port must be a number from 1 to 65535, got {_shown(text)}")
-    if not _valid_host(parts.hostname or "", bracketed=parts.netloc.startswith("[")):
-        raise _Invalid(f"has no valid host name or IP address, got {_shown(text)}")
     return f"{scheme}://{parts.netloc.lower()}"
 
 
