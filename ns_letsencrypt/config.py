@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from .errors import ConfigError
 from .naming import HASH_LEN, is_valid_name
@@ -109,9 +110,9 @@ def load_settings(
         _dotenv_layer(_pick_file(env_file, home / ".env"), problems),
         _legacy_layer(_pick_file(legacy_file, home / "mynsconfig.py"), problems),
     ]
-    settings = _settings_from(layers, problems)
+    secrets = [layer["NS_PASSWORD"].value for layer in layers if "NS_PASSWORD" in layer]
+    settings = _settings_from(layers, problems, secrets)
     if settings is None or problems:
-        secrets = [layer["NS_PASSWORD"].value for layer in layers if "NS_PASSWORD" in layer]
         raise ConfigError(
             [_redact(problem, secrets) for problem in problems],
             hint="every setting is described in .env.example",
@@ -425,8 +426,12 @@ _CERTKEY_ROOM = HASH_LEN + 2
 Layer = dict[str, _Raw]
 
 
-def _settings_from(layers: list[Layer], problems: list[str]) -> Optional[Settings]:
-    """Validate the winning value of every key and build Settings (None if anything failed)."""
+def _settings_from(layers: list[Layer], problems: list[str],
+                   secrets: list[str]) -> Optional[Settings]:
+    """Validate the winning value of every key and build Settings (None if anything failed).
+
+    The password found is appended to ``secrets``, so that no message can show it.
+    """
     merged: Layer = {}
     for layer in reversed(layers):
         merged.update(layer)
@@ -446,6 +451,7 @@ def _settings_from(layers: list[Layer], problems: list[str]) -> Optional[Setting
     password = _resolve_password(layers, problems)
     if password is not None:
         values["password"], sources["password"] = password
+        secrets.append(password[0])
     _check_required(merged, problems)
     _check_combinations(values, merged, problems)
     if problems:
@@ -563,7 +569,7 @@ def _dotenv_layer(path: Optional[Path], problems: list[str]) -> Layer:
     if path is None:
         return {}
     text = _read_text(path, f".env {path}", problems)
-    if text is None:
+    if text is None or not _dotenv_parses(text, path, problems):
         return {}
     # No ${VAR} interpolation: a password may contain "$", and values must not depend on
     # whatever environment cron happens to provide.
@@ -583,6 +589,15 @@ def _dotenv_layer(path: Optional[Path], problems: list[str]) -> Layer:
     if "NS_PASSWORD" in layer:
         _warn_if_exposed(path)
     return layer
+
+
+def _dotenv_parses(text: str, path: Path, problems: list[str]) -> bool:
+    """False after recording each line python-dotenv cannot parse (it would skip them)."""
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
+    for line in bad:  # the line itself is not shown: it may hold the password
+        problems.append(f".env {path} line {line}: not a NAME=value line (quote values that "
+                        "contain spaces or #)")
+    return not bad
 
 
 def _read_text(path: Path, label: str, problems: list[str]) -> Optional[str]:

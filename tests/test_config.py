@@ -691,3 +691,20 @@ def test_legacy_example_loads_without_default_credentials(tmp_path: Path) -> Non
     assert settings.username != "nsroot"
     assert "nsroot" not in example.read_text(encoding="utf-8").replace("not nsroot", "")
     assert settings.vserver
+
+
+def test_unparsable_env_file_line_is_reported_without_its_text(tmp_path: Path) -> None:
+    env_file = write(tmp_path / ".env", f"NS_RETRIES=1\nNS_PASSWORD {PASSWORD}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=BASE, install_dir=tmp_path)
+    assert info.value.problems == [
+        f".env {env_file} line 2: not a NAME=value line (quote values that contain spaces or #)"]
+
+
+def test_password_from_file_never_in_errors(tmp_path: Path) -> None:
+    secret = write(tmp_path / "pw", PASSWORD)
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, NS_PASSWORD="", NS_PASSWORD_FILE=str(secret), NS_AUTH=PASSWORD)
+    assert PASSWORD not in str(info.value)
+    assert 'NS_AUTH (from environment): must be one of session | header, got "***"' in str(
+        info.value)
