@@ -112,7 +112,7 @@ def load_settings(
     ]
     secrets = [layer["NS_PASSWORD"].value for layer in layers if "NS_PASSWORD" in layer]
     settings = _settings_from(layers, problems, secrets)
-    if settings is None or problems:
+    if settings is None:  # there were problems
         raise ConfigError(
             [_redact(problem, secrets) for problem in problems],
             hint="every setting is described in .env.example",
