@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Optional
@@ -25,6 +26,7 @@ from tests.fakens.core import Call, State, VServer
 from tests.fakens.dataplane import DataplaneRecord, DataplaneServer
 from tests.fakens.faults import ANY, Fault, new_fault
 from tests.fakens.server import NitroServer, make_management_cert, server_context
+from tests.fakens.tlsplane import TlsPlane
 
 PLUGINS = ("files", "ssl")  # the "ssl" developer's handler modules
 
@@ -42,6 +44,12 @@ def _load_plugins() -> None:
 
 _load_plugins()
 
+def _ssl_plugin() -> Any:
+    from tests.fakens import ssl as ssl_plugin
+
+    return ssl_plugin
+
+
 __all__ = ["Call", "DataplaneRecord", "FakeNetScaler", "Fault", "RequestRecord", "State"]
 
 DEFAULT_USERS = {"nsroot": "nsroot"}
@@ -54,7 +62,8 @@ class FakeNetScaler:
                  bulk_remove: bool = True, ha_state: str = "Primary", ha_peer: bool = False,
                  responder_enabled: bool = True, session_timeout: int = 1800,
                  version: Optional[str] = None, http_port: int = 0, https_port: int = 0,
-                 dataplane_port: int = 0) -> None:
+                 dataplane_port: int = 0, tls_port: int = 0,
+                 certkey_name_max: Optional[int] = 31) -> None:
         self.state = State()
         self.state.users = dict(users if users is not None else DEFAULT_USERS)
         self.state.header_auth = header_auth
@@ -73,6 +82,11 @@ class FakeNetScaler:
         self.url = self.http_url = ""
         self.dataplane_port = 0
         self._dataplane: Optional[DataplaneServer] = None
+        self.tls_port = 0  # TLS data plane (tests/fakens/tlsplane.py)
+        self._tls_port_wanted = tls_port
+        self._tlsplane: Optional[TlsPlane] = None
+        with self.state.lock:  # None: no certkey name limit (newer firmware)
+            _ssl_plugin().ssl_state(self.state).name_max = certkey_name_max
 
     # ------------------------------------------------------------ lifecycle
 
@@ -89,6 +103,8 @@ class FakeNetScaler:
             self._servers.append(tls)
             self._dataplane = DataplaneServer(self.state, dataplane_port)
             self._servers.append(self._dataplane)
+            self._tlsplane = TlsPlane(self.state, port=self._tls_port_wanted)
+            self._servers.append(self._tlsplane)
             for server in self._servers:
                 server.start()
         except BaseException:
@@ -97,12 +113,18 @@ class FakeNetScaler:
         self.http_url = f"http://127.0.0.1:{plain.port}"
         self.url = f"https://127.0.0.1:{tls.port}"
         self.dataplane_port = self._dataplane.port
+        self.tls_port = self._tlsplane.port
         return self
 
     def stop(self) -> None:
         """Stop every listener and remove the temporary files. Safe to call twice."""
-        while self._servers:
-            self._servers.pop().stop()
+        # In parallel: each listener's accept loop needs up to one poll interval to notice.
+        stoppers = [threading.Thread(target=server.stop) for server in self._servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        self._servers.clear()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -183,6 +205,30 @@ class FakeNetScaler:
         """Kill every session: the next cookie-authenticated call gets 401/444."""
         with self.state.lock:
             self.state.sessions.clear()
+
+    # ------------------------------------------------------------ SSL (ssl.py, files.py)
+
+    def add_sslvserver(self, name: str, *, port: int = 443, serve: Optional[bool] = None) -> None:
+        """Add an SSL vserver; the first one (or ``serve=True``) is what ``tls_port`` serves."""
+        with self.state.lock:
+            _ssl_plugin().add_sslvserver(self.state, name, port=port, serve=serve)
+
+    def bind_certkey(self, vserver: str, certkey: str) -> None:
+        """Bind an existing certkey to an SSL vserver as set-up (no request, no config change)."""
+        with self.state.lock:
+            _ssl_plugin().bind_certkey(self.state, vserver, certkey)
+
+    def certkeys(self) -> list[dict[str, Any]]:
+        """Every certkey as ``GET sslcertkey`` reports it (the built-in one included)."""
+        with self.state.lock:
+            return _ssl_plugin().certkeys(self.state)
+
+    def files(self, location: str = "/nsconfig/ssl") -> dict[str, bytes]:
+        """File name -> content of one appliance directory."""
+        from tests.fakens.files import file_store
+
+        with self.state.lock:
+            return file_store(self.state).contents(location)
 
     # ------------------------------------------------------------ observation
 
