@@ -162,3 +162,79 @@ COMMANDS["register"] = (
     _configure_register,
     _run_register,
 )
+
+
+def _configure_hook(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hook_name", metavar="HOOK", help="the dehydrated hook name")
+    parser.add_argument("hook_args", metavar="ARG", nargs=argparse.REMAINDER,
+                        help="the hook's arguments as dehydrated passes them")
+
+
+def _run_hook(args: argparse.Namespace) -> int:
+    from .hook import run_hook
+
+    return run_hook(args.hook_name, args.hook_args, lambda: _settings(args))
+
+
+def _configure_challenge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("triples", metavar="DOMAIN TOKEN KEY_AUTH", nargs="+",
+                        help="one or more DOMAIN TOKEN KEY_AUTHORIZATION triples")
+
+
+def _run_challenge(args: argparse.Namespace) -> int:
+    from .hook import deploy_challenge
+
+    return deploy_challenge(args.triples, lambda: _settings(args))
+
+
+def _configure_clean(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("domains", metavar="DOMAIN", nargs="+",
+                        help="remove the challenge objects answering for these names")
+
+
+def _run_clean(args: argparse.Namespace) -> int:
+    from .hook import clean_names
+
+    return clean_names(args.domains, lambda: _settings(args))
+
+
+def _configure_sweep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grace", type=float, default=7200.0, metavar="SECONDS",
+                        help="remove other installations' challenge objects once older than "
+                             "this (default: 7200); this installation's go at once")
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from .hook import sweep_now
+
+    return sweep_now(lambda: _settings(args), args.grace)
+
+
+COMMANDS["hook"] = ("run one dehydrated hook (what hooks/ns-hook.sh calls)",
+                    _configure_hook, _run_hook)
+COMMANDS["challenge"] = ("deploy HTTP-01 challenge responders by hand",
+                         _configure_challenge, _run_challenge)
+COMMANDS["clean"] = ("remove the HTTP-01 challenge responders of some names",
+                     _configure_clean, _run_clean)
+COMMANDS["sweep"] = ("remove leftover HTTP-01 challenge objects (crashed or killed runs)",
+                     _configure_sweep, _run_sweep)
+
+
+def _configure_status(parser: argparse.ArgumentParser) -> None:
+    from .status import configure
+
+    configure(parser)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from .status import run
+
+    return run(args, lambda: _settings(args))
+
+
+COMMANDS["status"] = (
+    "list the managed certificates on the appliance: expiry, chain, local match "
+    "(exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
+    _configure_status,
+    _run_status,
+)
