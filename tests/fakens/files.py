@@ -59,6 +59,10 @@ class FileStore:
     def write(self, location: str, name: str, content: bytes) -> None:
         self.dirs.setdefault(normalise_location(location), {})[name] = StoredFile(content)
 
+    def contents(self, location: str) -> dict[str, bytes]:
+        """Name -> bytes of every file in one directory (a copy)."""
+        return {n: f.content for n, f in self.dirs.get(normalise_location(location), {}).items()}
+
     def remove(self, location: str, name: str) -> bool:
         return self.dirs.get(normalise_location(location), {}).pop(name, None) is not None
 

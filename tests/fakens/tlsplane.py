@@ -59,7 +59,8 @@ class TlsPlane:
         self._tmpdir = tempfile.mkdtemp(prefix="fakens-tls-")
         self._server = _Server(self._address, self)
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="fakens-tls", daemon=True)
+                                        kwargs={"poll_interval": 0.1}, name="fakens-tls",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
