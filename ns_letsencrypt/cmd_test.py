@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import urllib.parse
 from typing import Callable
 
@@ -63,8 +64,7 @@ def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) ->
     """
     from .nitro import fetch_server_fingerprint
 
-    # --url alone is enough: nothing but the address is needed to read a certificate.
-    url = args.url or load_settings().url
+    url = args.url or _url_only(load_settings)
     if urllib.parse.urlsplit(url).scheme.lower() != "https":
         raise ConfigError(f"NS_URL {url} is not https://: there is no certificate to pin",
                           "use https://<NSIP> to encrypt the NITRO traffic")
@@ -80,3 +80,15 @@ def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) ->
     print("# then put the NS_TLS_PIN line into the .env file (or the environment).")
     print("# If the management certificate is ever replaced, update NS_TLS_PIN.")
     return int(ExitStatus.OK)
+
+
+def _url_only(load_settings: SettingsLoader) -> str:
+    """NS_URL from the configuration, or from the environment when the rest of the
+    configuration is incomplete: reading a certificate needs nothing but the address."""
+    try:
+        return load_settings().url
+    except ConfigError:
+        url = os.environ.get("NS_URL", "").strip()  # the environment outranks every file
+        if not url:
+            raise
+        return url

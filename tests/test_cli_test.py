@@ -241,6 +241,17 @@ def test_show_fingerprint_prints_the_pin_and_sends_nothing(
     assert fake.requests == []
 
 
+def test_show_fingerprint_needs_nothing_but_the_url(
+    fake: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("NS_LE_HOME", str(tmp_path))
+    monkeypatch.setenv("NS_URL", fake.url)  # no user, no password, no vserver
+    status, out, _ = run_main(capsys, "test", "--show-fingerprint", "--json")
+    assert status == 0
+    assert json.loads(out) == {"url": fake.url, "tls_pin": fake.cert_sha256}
+
+
 def test_show_fingerprint_of_plain_http_is_a_config_error(
     fake: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -205,7 +205,7 @@ def test_default_verification_rejects_the_self_signed_certificate(fake: Any) -> 
 
 
 def test_ca_bundle_verifies_the_certificate(fake: Any) -> None:
-    with client_for(fake, pin=None, ca_bundle=fake.cert_file) as client:
+    with client_for(fake, pin=None, ca_bundle=str(fake.cert_file)) as client:
         assert client.get("nsversion")
 
 
@@ -242,7 +242,7 @@ def test_insecure_logs_one_warning_and_emits_no_insecure_request_warning(
 def test_requests_ca_bundle_from_the_environment_is_honoured(
     fake: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.cert_file)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.cert_file))
     with client_for(fake, pin=None) as client:
         assert client.get("nsversion")
 
