@@ -315,24 +315,26 @@ def served_chain(port: int, root: Issued) -> list[x509.Certificate]:
     return [x509.load_der_x509_certificate(der) for der in ders]
 
 
+@pytest.mark.parametrize("algo", ["rsa", "ec"])
 def test_tls_plane_serves_bound_leaf_with_linked_chain_and_follows_updates(
-        fake: Any, nitro: Nitro, rsa_pki: Hierarchy) -> None:
-    leaf = make_leaf(rsa_pki.issuer, [HOST], algo="rsa")
+        fake: Any, nitro: Nitro, algo: str, rsa_pki: Hierarchy, ec_pki: Hierarchy) -> None:
+    pki = rsa_pki if algo == "rsa" else ec_pki
+    leaf = make_leaf(pki.issuer, [HOST], algo=algo)
     nitro.add_certkey("le-tls", leaf)
-    nitro.add_certkey("le-tls-ca", rsa_pki.issuer, with_key=False)
+    nitro.add_certkey("le-tls-ca", pki.issuer, with_key=False)
     nitro.call("POST", "sslcertkey", query="action=link",
                body={"certkey": "le-tls", "linkcertkeyname": "le-tls-ca"})
     fake.add_sslvserver("vs-tls")
     nitro.call("PUT", "sslvserver_sslcertkey_binding",
                body={"vservername": "vs-tls", "certkeyname": "le-tls"})
 
-    chain = served_chain(fake.tls_port, rsa_pki.root)
+    chain = served_chain(fake.tls_port, pki.root)
     assert [c.serial_number for c in chain] == [leaf.cert.serial_number,
-                                                rsa_pki.issuer.cert.serial_number]
+                                                pki.issuer.cert.serial_number]
 
-    renewed = make_leaf(rsa_pki.issuer, [HOST], algo="rsa")
+    renewed = make_leaf(pki.issuer, [HOST], algo=algo)
     assert update(nitro, "le-tls", renewed, "2")[0] == 200
-    assert served_chain(fake.tls_port, rsa_pki.root)[0].serial_number == renewed.cert.serial_number
+    assert served_chain(fake.tls_port, pki.root)[0].serial_number == renewed.cert.serial_number
 
 
 def test_tls_plane_without_bound_certkey_closes_the_connection(fake: Any,
@@ -340,3 +342,28 @@ def test_tls_plane_without_bound_certkey_closes_the_connection(fake: Any,
     fake.add_sslvserver("vs-empty")
     with pytest.raises((ssl.SSLError, ConnectionError)):
         served_chain(fake.tls_port, rsa_pki.root)
+
+
+# --- command policies see the CLI form, never secrets --------------------------------------------
+
+def test_denied_commands_show_cli_form_without_file_content_or_pass_phrase(
+        fake: Any, ec_pki: Hierarchy) -> None:
+    fake.add_user("reader", "reader-pw", policies=[("ALLOW", r"^show .*")])
+    leaf = make_leaf(ec_pki.issuer, [HOST])
+    key_b64 = base64.b64encode(leaf.key_pem()).decode("ascii")
+    with requests.Session() as session:
+        session.headers.update({"X-NITRO-USER": "reader", "X-NITRO-PASS": "reader-pw"})
+        base = f"{fake.http_url}/nitro/v1/config/"
+        upload = session.post(base + "systemfile", timeout=10, json={"systemfile": {
+            "filename": "le-x.key", "filelocation": "/nsconfig/ssl", "filecontent": key_b64}})
+        add = session.post(base + "sslcertkey", timeout=10, json={"sslcertkey": {
+            "certkey": "le-x", "cert": "le-x.crt", "key": "le-x.key", "passplain": "hush-hush"}})
+        show = session.get(base + "sslcertkey", timeout=10)
+    assert (upload.status_code, upload.json()["errorcode"]) == (403, 2138)
+    assert upload.json()["message"] == ("Not authorized to execute this command "
+                                        "[add system file le-x.key -fileLocation /nsconfig/ssl]")
+    assert add.json()["message"] == (
+        "Not authorized to execute this command "
+        "[add ssl certKey le-x -cert le-x.crt -key le-x.key -password]")
+    assert key_b64 not in upload.text and "hush-hush" not in add.text
+    assert show.status_code == 200

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Optional
 
 from tests.fakens import appliance, responder  # noqa: F401 - registers handlers
+from tests.fakens import ssl as ssl_plugin
 from tests.fakens.api import NitroApi, RequestRecord
 from tests.fakens.core import Call, State, VServer
 from tests.fakens.dataplane import DataplaneRecord, DataplaneServer
@@ -43,12 +44,6 @@ def _load_plugins() -> None:
 
 
 _load_plugins()
-
-def _ssl_plugin() -> Any:
-    from tests.fakens import ssl as ssl_plugin
-
-    return ssl_plugin
-
 
 __all__ = ["Call", "DataplaneRecord", "FakeNetScaler", "Fault", "RequestRecord", "State"]
 
@@ -86,7 +81,7 @@ class FakeNetScaler:
         self._tls_port_wanted = tls_port
         self._tlsplane: Optional[TlsPlane] = None
         with self.state.lock:  # None: no certkey name limit (newer firmware)
-            _ssl_plugin().ssl_state(self.state).name_max = certkey_name_max
+            ssl_plugin.ssl_state(self.state).name_max = certkey_name_max
 
     # ------------------------------------------------------------ lifecycle
 
@@ -211,17 +206,17 @@ class FakeNetScaler:
     def add_sslvserver(self, name: str, *, port: int = 443, serve: Optional[bool] = None) -> None:
         """Add an SSL vserver; the first one (or ``serve=True``) is what ``tls_port`` serves."""
         with self.state.lock:
-            _ssl_plugin().add_sslvserver(self.state, name, port=port, serve=serve)
+            ssl_plugin.add_sslvserver(self.state, name, port=port, serve=serve)
 
     def bind_certkey(self, vserver: str, certkey: str) -> None:
         """Bind an existing certkey to an SSL vserver as set-up (no request, no config change)."""
         with self.state.lock:
-            _ssl_plugin().bind_certkey(self.state, vserver, certkey)
+            ssl_plugin.bind_certkey(self.state, vserver, certkey)
 
     def certkeys(self) -> list[dict[str, Any]]:
         """Every certkey as ``GET sslcertkey`` reports it (the built-in one included)."""
         with self.state.lock:
-            return _ssl_plugin().certkeys(self.state)
+            return ssl_plugin.certkeys(self.state)
 
     def files(self, location: str = "/nsconfig/ssl") -> dict[str, bytes]:
         """File name -> content of one appliance directory."""

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from tests.fakens.cmdpolicy import quote
 from tests.fakens.core import Call, NitroFault, State, handler
 
 SSL_DIR = "/nsconfig/ssl"
@@ -97,11 +98,6 @@ def appliance_time(epoch: float) -> str:
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {t.tm_year}")
 
 
-def cli_word(value: str) -> str:
-    """Quote a CLI argument the way the NetScaler CLI shows values containing blanks."""
-    return f'"{value}"' if not value or any(c.isspace() or c == '"' for c in value) else value
-
-
 # --- CLI renderings (nitro-reference §8.2) ---------------------------------------------------
 
 def _body(call: Call) -> dict[str, Any]:
@@ -114,20 +110,20 @@ def _file_name(call: Call) -> str:
 
 def _location_arg(call: Call) -> str:
     location = _body(call).get("filelocation") or call.args.get("filelocation")
-    return f" -fileLocation {cli_word(str(location))}" if location else ""
+    return f" -fileLocation {quote(str(location))}" if location else ""
 
 
 def _cli_add(call: Call) -> str:
-    return f"add system file {cli_word(_file_name(call))}{_location_arg(call)}"
+    return f"add system file {quote(_file_name(call))}{_location_arg(call)}"
 
 
 def _cli_show(call: Call) -> str:
     name = _file_name(call)
-    return f"show system file{' ' + cli_word(name) if name else ''}{_location_arg(call)}"
+    return f"show system file{' ' + quote(name) if name else ''}{_location_arg(call)}"
 
 
 def _cli_rm(call: Call) -> str:
-    return f"rm system file {cli_word(_file_name(call))}{_location_arg(call)}"
+    return f"rm system file {quote(_file_name(call))}{_location_arg(call)}"
 
 
 # --- validation -----------------------------------------------------------------------------

@@ -41,8 +41,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
+from tests.fakens.cmdpolicy import quote
 from tests.fakens.core import Call, NitroFault, State, handler
-from tests.fakens.files import SSL_DIR, cli_word, file_store, split_path
+from tests.fakens.files import SSL_DIR, file_store, split_path
 
 PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
 
@@ -469,12 +470,12 @@ def chain_of(ssl: SslState, name: str) -> list[CertKey]:
 
 def _opt(body: dict[str, Any], key: str, flag: str) -> str:
     value = body.get(key)
-    return f" {flag} {cli_word(str(value))}" if value not in (None, "") else ""
+    return f" {flag} {quote(str(value))}" if value not in (None, "") else ""
 
 
 def _cli_add(call: Call) -> str:
     body = _body(call)
-    return (f"add ssl certKey {cli_word(str(body.get('certkey', '')))}"
+    return (f"add ssl certKey {quote(str(body.get('certkey', '')))}"
             f"{_opt(body, 'cert', '-cert')}{_opt(body, 'key', '-key')}"
             f"{_opt(body, 'inform', '-inform')}{' -password' if body.get('passplain') else ''}"
             f"{_opt(body, 'expirymonitor', '-expiryMonitor')}"
@@ -484,7 +485,7 @@ def _cli_add(call: Call) -> str:
 def _cli_update(call: Call) -> str:
     body = _body(call)
     name = str(body.get("certkey") or call.name or "")
-    return (f"update ssl certKey {cli_word(name)}{_opt(body, 'cert', '-cert')}"
+    return (f"update ssl certKey {quote(name)}{_opt(body, 'cert', '-cert')}"
             f"{_opt(body, 'key', '-key')}{_opt(body, 'inform', '-inform')}"
             f"{' -password' if body.get('passplain') else ''}"
             f"{' -noDomainCheck' if _truthy(body.get('nodomaincheck')) else ''}")
@@ -493,36 +494,36 @@ def _cli_update(call: Call) -> str:
 def _cli_link(call: Call) -> str:
     body = _body(call)
     name = str(body.get("certkey") or call.name or "")
-    return f"link ssl certKey {cli_word(name)} {cli_word(str(body.get('linkcertkeyname', '')))}"
+    return f"link ssl certKey {quote(name)} {quote(str(body.get('linkcertkeyname', '')))}"
 
 
 def _cli_unlink(call: Call) -> str:
-    return f"unlink ssl certKey {cli_word(str(_body(call).get('certkey') or call.name or ''))}"
+    return f"unlink ssl certKey {quote(str(_body(call).get('certkey') or call.name or ''))}"
 
 
 def _cli_rm(call: Call) -> str:
-    return f"rm ssl certKey {cli_word(call.name or '')}"
+    return f"rm ssl certKey {quote(call.name or '')}"
 
 
 def _cli_show(call: Call) -> str:
-    return f"show ssl certKey {cli_word(call.name)}" if call.name else "show ssl certKey"
+    return f"show ssl certKey {quote(call.name)}" if call.name else "show ssl certKey"
 
 
 def _cli_show_vserver(call: Call) -> str:
-    return f"show ssl vserver {cli_word(call.name)}" if call.name else "show ssl vserver"
+    return f"show ssl vserver {quote(call.name)}" if call.name else "show ssl vserver"
 
 
 def _cli_bind(call: Call) -> str:
     body = _body(call)
-    return (f"bind ssl vserver {cli_word(str(body.get('vservername', '')))} -certkeyName "
-            f"{cli_word(str(body.get('certkeyname', '')))}"
+    return (f"bind ssl vserver {quote(str(body.get('vservername', '')))} -certkeyName "
+            f"{quote(str(body.get('certkeyname', '')))}"
             f"{' -SNICert' if _truthy(body.get('snicert')) else ''}"
             f"{' -CA' if _truthy(body.get('ca')) else ''}")
 
 
 def _cli_unbind(call: Call) -> str:
-    return (f"unbind ssl vserver {cli_word(call.name or '')} -certkeyName "
-            f"{cli_word(call.args.get('certkeyname', ''))}")
+    return (f"unbind ssl vserver {quote(call.name or '')} -certkeyName "
+            f"{quote(call.args.get('certkeyname', ''))}")
 
 
 # --- sslcertkey ---------------------------------------------------------------------------------
