@@ -6,6 +6,7 @@ port, and proxy variables are removed so that requests cannot route loopback tra
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -33,6 +34,16 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_CLEARED_PREFIXES) or name.lower() in cleared:
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def restore_package_logger() -> Iterator[None]:
+    """Undo cli.main's logging set-up (handler on the then-current stderr, no propagation),
+    so that a later test's caplog sees records and nothing writes to a closed capture."""
+    logger = logging.getLogger("ns_letsencrypt")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture
