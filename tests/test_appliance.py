@@ -1,0 +1,117 @@
+"""Appliance probes: against the fake NetScaler, and against canned answers for the body
+shapes the fake does not produce (singletons as arrays, feature lists only, CLI-cased states).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from ns_letsencrypt import appliance
+from ns_letsencrypt.errors import ApplianceNotReady
+from ns_letsencrypt.nitro import NitroClient
+from tests.conftest import PASSWORD, USER
+
+
+def client_for(fake: Any) -> NitroClient:
+    return NitroClient(fake.url, USER, PASSWORD, pin=fake.cert_sha256)
+
+
+def test_probes_of_a_ready_standalone_appliance(fake: Any) -> None:
+    fake.set_version("NetScaler NS13.1: Build 49.13.nc, Date: Jun 17 2023, 00:25:57   (64-bit)")
+    with client_for(fake) as client:
+        assert appliance.firmware_version(client) == "NS13.1: Build 49.13"
+        assert appliance.ha_state(client) == "primary"
+        appliance.require_primary(client)
+        assert appliance.responder_enabled(client) is True
+        assert appliance.unsaved_changes(client) is False
+
+
+def test_require_primary_on_the_secondary_names_the_primary(fake: Any) -> None:
+    fake.set_ha_state("Secondary")
+    with fake.state.lock:
+        fake.state.ha_peer = True
+    with client_for(fake) as client:
+        assert appliance.ha_state(client) == "secondary"
+        with pytest.raises(ApplianceNotReady) as info:
+            appliance.require_primary(client)
+    assert info.value.hint and "127.0.0.2" in info.value.hint
+
+
+def test_responder_probe_follows_the_feature(fake: Any) -> None:
+    fake.set_feature("RESPONDER", False)
+    with client_for(fake) as client:
+        assert appliance.responder_enabled(client) is False
+
+
+def test_save_config_clears_unsaved_changes(fake: Any) -> None:
+    with client_for(fake) as client:
+        client.add("responderaction", {"name": "le-acme-x", "type": "respondwith",
+                                       "target": '"HTTP/1.1 200 OK\\r\\n\\r\\nx"'})
+        assert appliance.unsaved_changes(client) is True
+        appliance.save_config(client)
+        assert appliance.unsaved_changes(client) is False
+    assert [r.action for r in fake.writes() if r.resource == "nsconfig"] == ["save"]
+
+
+# -- other body shapes ----------------------------------------------------------------------
+
+
+class CannedNitro(BaseAdapter):
+    """Answers GET <resource> with a fixed body (header auth: no login involved)."""
+
+    def __init__(self, bodies: dict[str, Any]) -> None:
+        super().__init__()
+        self.bodies = bodies
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        resource = (request.path_url.split("?")[0]).rsplit("/", 1)[-1]
+        response = requests.Response()
+        response.status_code = 200
+        body = {"errorcode": 0, "message": "Done", "severity": "NONE", **self.bodies[resource]}
+        response._content = json.dumps(body).encode()
+        response.headers["Content-Type"] = "application/json; charset=utf-8"
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def canned_client(bodies: dict[str, Any]) -> NitroClient:
+    session = requests.Session()
+    session.mount("http://", CannedNitro(bodies))
+    return NitroClient("http://127.0.0.1:9", USER, PASSWORD, auth="header", session=session)
+
+
+def test_singletons_as_arrays_and_cli_cased_states() -> None:
+    client = canned_client({
+        "nsversion": {"nsversion": [{"version": "NetScaler NS12.1: Build 65.25.nc, Date: x"}]},
+        "nsfeature": {"nsfeature": [{"feature": ["LB", "SSL", "RESPONDER"]}]},
+        "hanode": {"hanode": [{"id": "0", "state": "PRIMARY"}, {"id": "1", "state": "SECONDARY"}]},
+        "nsconfig": {"nsconfig": [{"ipaddress": "10.0.0.5"}]},
+    })
+    with client:
+        assert appliance.firmware_version(client) == "NS12.1: Build 65.25"
+        assert appliance.responder_enabled(client) is True
+        assert appliance.ha_state(client) == "primary"
+        assert appliance.unsaved_changes(client) is None
+
+
+def test_unparsable_version_is_reported_as_is_and_missing_state_means_standalone() -> None:
+    client = canned_client({
+        "nsversion": {"nsversion": {"version": "  Custom build 7  "}},
+        "nsfeature": {"nsfeature": {"feature": "LB"}},
+        "hanode": {"hanode": [{"id": "0", "name": "ns1"}]},
+        "nsconfig": {"nsconfig": {"configchanged": "false"}},
+    })
+    with client:
+        assert appliance.firmware_version(client) == "Custom build 7"
+        assert appliance.responder_enabled(client) is False
+        assert appliance.ha_state(client) == "primary"
+        assert appliance.unsaved_changes(client) is False
