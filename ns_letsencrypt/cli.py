@@ -238,3 +238,23 @@ COMMANDS["status"] = (
     _configure_status,
     _run_status,
 )
+
+
+def _configure_cleanup(parser: argparse.ArgumentParser) -> None:
+    from .cleanup import configure
+
+    configure(parser)
+
+
+def _run_cleanup(args: argparse.Namespace) -> int:
+    from .cleanup import run
+
+    return run(args, lambda: _settings(args))
+
+
+COMMANDS["cleanup"] = (
+    "list (or with --yes remove) leftover challenge objects, unused files and CA certkeys "
+    "with our prefixes; --staging also staging certificates",
+    _configure_cleanup,
+    _run_cleanup,
+)

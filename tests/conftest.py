@@ -73,3 +73,13 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture
+def fake_env(tmp_path: Any, fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """CLI settings for ``fake`` in the environment, NS_LE_HOME = an empty tmp dir (returned)."""
+    for name, value in {"NS_LE_HOME": str(tmp_path), "NS_URL": fake.url, "NS_USER": USER,
+                        "NS_PASSWORD": PASSWORD, "NS_TLS_PIN": fake.cert_sha256,
+                        "NS_VSERVER": "web"}.items():
+        monkeypatch.setenv(name, value)
+    return tmp_path

@@ -76,15 +76,8 @@ def pki() -> Hierarchy:
 
 
 @pytest.fixture
-def home(tmp_path: Path, fake: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An install dir with no .env; settings come from the environment."""
-    monkeypatch.setenv("NS_LE_HOME", str(tmp_path))
-    monkeypatch.setenv("NS_URL", fake.url)
-    monkeypatch.setenv("NS_USER", USER)
-    monkeypatch.setenv("NS_PASSWORD", PASSWORD)
-    monkeypatch.setenv("NS_TLS_PIN", fake.cert_sha256)
-    monkeypatch.setenv("NS_VSERVER", "web")
-    return tmp_path
+def home(fake_env: Path) -> Path:
+    return fake_env
 
 
 def status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
