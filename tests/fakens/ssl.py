@@ -579,6 +579,25 @@ def update_certkey(state: State, call: Call) -> None:
     _drop_broken_links(ssl, ck)
 
 
+def _cli_set(call: Call) -> str:
+    body = _body(call)
+    name = str(body.get("certkey") or call.name or "")
+    return (f"set ssl certKey {quote(name)}{_opt(body, 'expirymonitor', '-expiryMonitor')}"
+            f"{_opt(body, 'notificationperiod', '-notificationPeriod')}")
+
+
+@handler("PUT", "sslcertkey", cli=_cli_set)
+def set_certkey(state: State, call: Call) -> None:
+    """PUT changes expiry monitoring only; replacing files needs ``?action=update`` (§4.4)."""
+    body = _body(call)
+    _reject_unknown(body, frozenset({"certkey", "expirymonitor", "notificationperiod"}))
+    ck = _certkey(ssl_state(state), _certkey_name(call))
+    if body.get("expirymonitor"):
+        ck.expirymonitor = str(body["expirymonitor"]).upper()
+    if body.get("notificationperiod") is not None:
+        ck.notificationperiod = int(body["notificationperiod"])
+
+
 @handler("POST", "sslcertkey", "link", cli=_cli_link)
 def link_certkey(state: State, call: Call) -> None:
     body = _body(call)
