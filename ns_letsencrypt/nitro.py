@@ -417,6 +417,12 @@ def _decode(method: str, resource: str, response: requests.Response) -> JsonObj:
     """Turn a NITRO answer into its JSON body, or raise the matching NitroApiError."""
     status = response.status_code
     text = response.text
+    if 300 <= status < 400:  # e.g. "secure access only" sends http:// to https://
+        location = response.headers.get("Location") or "(no Location header)"
+        raise NitroApiError(
+            method, resource, status, -1, f"the appliance redirects to {location}",
+            hint="set NS_URL to the scheme, address and port the appliance redirects to",
+        )
     if 200 <= status < 300 and not text.strip() and method != "GET":
         return {}  # some write operations answer success with an empty body; a GET never does
     try:

@@ -7,7 +7,9 @@ bulk operations, and that the password never leaks into exceptions or logs.
 
 from __future__ import annotations
 
+import http.server
 import logging
+import threading
 import warnings
 from typing import Any, Optional
 
@@ -279,6 +281,35 @@ def test_unreadable_answers_are_api_errors(
     assert not isinstance(info.value, ValueError)  # never a bare JSONDecodeError
     assert expected in str(info.value)
     assert info.value.resource == "nsversion"
+
+
+class _RedirectToHttps(http.server.BaseHTTPRequestHandler):
+    """What an appliance with "secure access only" does with plain-HTTP management calls."""
+
+    def do_POST(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "https://127.0.0.1/nitro/v1/config/login")
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_redirect_is_an_api_error_naming_the_target() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RedirectToHttps)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(NitroApiError) as info, NitroClient(url, USER, PASSWORD):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert info.value.http_status == 302
+    assert "redirects to https://127.0.0.1/" in str(info.value)
 
 
 def test_error_body_with_http_200_is_an_api_error(fake: Any) -> None:
