@@ -310,3 +310,17 @@ def test_copytons_unreachable_exits_3(tmp_path: Path, fake: Any) -> None:
     values = settings_env(fake, tmp_path, NS_URL=f"http://127.0.0.1:{closed_port()}")
     status, out, _ = run_process([str(COPYTONS), "test"], values, tmp_path)
     assert status == 3 and "connection refused" in out
+
+
+def test_command_policy_denial_of_a_probe_exits_4_naming_the_policy(
+    fake: Any, env: dict[str, str], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake.add_user("le-api", PASSWORD, policies=[("ALLOW", r"^show ns (version|feature)$")])
+    monkeypatch.setenv("NS_USER", "le-api")
+    status, out, _ = run_main(capsys, "test")
+    assert status == 4
+    assert line_of(out, "nitro").startswith("ok")
+    assert line_of(out, "responder").startswith("ok")
+    ha = line_of(out, "ha")
+    assert ha.startswith("FAIL") and "show HA node" in ha and "command policy" in ha
