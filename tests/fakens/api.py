@@ -13,12 +13,11 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from tests.fakens import auth, cmdpolicy
-from tests.fakens.core import HANDLERS, Call, NitroFault, Registration, State
+from tests.fakens.core import HANDLERS, Call, Headers, NitroFault, Registration, State
 from tests.fakens.faults import Fault, Reply
 
 PREFIX = "/nitro/v1/config/"
@@ -146,7 +145,7 @@ class NitroApi:
 
     # ------------------------------------------------------------ entry point
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str],
+    def handle(self, method: str, target: str, headers: Headers,
                raw_body: bytes) -> Reply:
         """Answer one HTTP request."""
         split = urllib.parse.urlsplit(target)
@@ -174,7 +173,7 @@ class NitroApi:
                 pass
         return reply
 
-    def _faulted(self, method: str, parsed: Parsed, headers: Mapping[str, str], body: Any,
+    def _faulted(self, method: str, parsed: Parsed, headers: Headers, body: Any,
                  record: RequestRecord) -> Reply:
         fault = self._take_fault(method, parsed)
         if fault is not None and fault.kind == "expire":
@@ -198,7 +197,7 @@ class NitroApi:
 
     # ------------------------------------------------------------ processing
 
-    def _process(self, method: str, parsed: Parsed, headers: Mapping[str, str], body: Any,
+    def _process(self, method: str, parsed: Parsed, headers: Headers, body: Any,
                  record: RequestRecord) -> Reply:
         if isinstance(body, dict):
             parsed.payload = body.get(parsed.resource)
@@ -216,7 +215,7 @@ class NitroApi:
             except NitroFault as fault:
                 return fault_reply(fault)
 
-    def _session_call(self, parsed: Parsed, headers: Mapping[str, str],
+    def _session_call(self, parsed: Parsed, headers: Headers,
                       record: RequestRecord) -> Reply:
         if parsed.resource == "logout":
             record.user = auth.logout(self.state, headers)
@@ -287,7 +286,7 @@ class NitroApi:
             self.state.mark_changed()
 
     def _shape_get(self, call: Call, extra: dict[str, Any],
-                   query: Mapping[str, str]) -> dict[str, Any]:
+                   query: dict[str, str]) -> dict[str, Any]:
         shaped: dict[str, Any] = {}
         for key, value in extra.items():
             if isinstance(value, list):

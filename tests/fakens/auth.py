@@ -11,10 +11,9 @@ import hmac
 import secrets
 import time
 import urllib.parse
-from collections.abc import Mapping
 from typing import Any, Optional
 
-from tests.fakens.core import NitroFault, Session, State
+from tests.fakens.core import Headers, NitroFault, Session, State
 
 MIN_TIMEOUT, MAX_TIMEOUT = 300, 86400
 SESSION_LOST = NitroFault(401, 444, "Session expired or killed. Please login again")
@@ -73,7 +72,7 @@ def find_session(state: State, cookie_header: Optional[str]) -> Optional[Session
     return None
 
 
-def authenticate(state: State, headers: Mapping[str, str]) -> str:
+def authenticate(state: State, headers: Headers) -> str:
     """The user a request runs as; raises 401 faults otherwise."""
     if headers.get("X-NITRO-USER") is not None:
         if not state.header_auth:
@@ -86,7 +85,7 @@ def authenticate(state: State, headers: Mapping[str, str]) -> str:
     return session.user
 
 
-def logout(state: State, headers: Mapping[str, str]) -> str:
+def logout(state: State, headers: Headers) -> str:
     """End the caller's session; header-authenticated callers have none to end."""
     if headers.get("X-NITRO-USER") is not None:
         return authenticate(state, headers)
@@ -97,7 +96,7 @@ def logout(state: State, headers: Mapping[str, str]) -> str:
     return session.user
 
 
-def kill_session(state: State, headers: Mapping[str, str]) -> None:
+def kill_session(state: State, headers: Headers) -> None:
     """Forget the caller's session (fault kind "expire")."""
     for token in session_cookies(headers.get("Cookie")):
         state.sessions.pop(token, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 
 class NitroFault(Exception):
@@ -36,6 +36,12 @@ class Call:
     body: Any
     user: str
     query: dict[str, str] = field(default_factory=dict)  # every other query parameter, decoded
+
+
+class Headers(Protocol):
+    """Request headers with case-insensitive lookup (``email.message.Message`` or a dict)."""
+
+    def get(self, name: str, default: Any = None, /) -> Any: ...
 
 
 @dataclass
