@@ -508,3 +508,29 @@ def test_cli_rendering(fake: FakeNetScaler, method: str, path: str, body: Any,
         answer = client.request(method, path, body)
     assert (answer.status, answer.errorcode) == (403, 2138)
     assert answer.message == f"Not authorized to execute this command [{cli}]"
+
+
+# ---------------------------------------------------------------- warnings and helpers
+
+def test_warning_when_responder_disabled(fake: FakeNetScaler, nitro: RawNitro) -> None:
+    fake.set_feature("RESPONDER", False)
+    quiet = add_action(nitro, "quiet")
+    assert quiet.status == 201
+    warned = nitro.post("responderaction?warning=yes", {"responderaction": {
+        "name": "warned", "type": "noop"}})
+    assert warned.status == 209
+    assert warned.headers["X-NITRO-WARNING"] == "1067 - Feature(s) not enabled [RESPONDER]"
+    assert warned.json["severity"] == "WARNING"
+    assert nitro.get("responderaction/warned").status == 200
+
+
+def test_objects_lists_bindings_of_every_bind_point(fake: FakeNetScaler,
+                                                   nitro: RawNitro) -> None:
+    policy = challenge_pair(nitro)
+    bind_lb(nitro, policy)
+    bind_global(nitro, challenge_pair(nitro), 9)
+    assert [b["policyname"] for b in fake.objects("lbvserver_responderpolicy_binding")] == [
+        policy]
+    assert fake.objects("lbvserver_responderpolicy_binding", "web")[0]["priority"] == "10"
+    assert len(fake.objects("responderglobal_responderpolicy_binding",
+                            args={"type": "REQ_OVERRIDE"})) == 1

@@ -23,7 +23,7 @@ from typing import Any, Optional
 from tests.fakens import appliance, responder  # noqa: F401 - registers handlers
 from tests.fakens import ssl as ssl_plugin
 from tests.fakens.api import NitroApi, RequestRecord
-from tests.fakens.core import Call, State, VServer
+from tests.fakens.core import HANDLERS, Call, State, VServer
 from tests.fakens.dataplane import DataplaneRecord, DataplaneServer
 from tests.fakens.faults import ANY, Fault, new_fault
 from tests.fakens.server import NitroServer, make_management_cert, server_context
@@ -242,12 +242,16 @@ class FakeNetScaler:
         """Every request the HTTP data plane answered."""
         return self._dataplane.requests if self._dataplane is not None else []
 
-    def objects(self, resource: str, args: Optional[dict[str, str]] = None) -> list[Any]:
-        """Current objects of a type as its GET handler returns them (no auth, no policies)."""
-        from tests.fakens.core import HANDLERS
+    def objects(self, resource: str, name: Optional[str] = None,
+                args: Optional[dict[str, str]] = None) -> list[Any]:
+        """Current objects of a type as its GET handler returns them (no auth, no policies).
 
+        Binding types without ``name`` list every bind point (``bulkbindings=yes``); the
+        global binding type needs ``args={"type": ...}`` like on the appliance.
+        """
         registration = HANDLERS[("GET", resource, None)]
-        call = Call("GET", resource, None, None, dict(args or {}), {}, None, None, "nsroot")
+        call = Call("GET", resource, name, None, dict(args or {}), {}, None, None, "nsroot",
+                    query={"bulkbindings": "yes"})
         with self.state.lock:
             found = (registration.func(self.state, call) or {}).get(resource, [])
         return list(found) if isinstance(found, list) else [found]

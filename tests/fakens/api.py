@@ -58,6 +58,7 @@ class Parsed:
     raw_query: dict[str, str]
     payload: Any  # the value under the resource key
     onerror: str
+    warning: bool = False  # ?warning=yes or "params": {"warning": "YES"}
 
 
 def parse_kv(raw: str) -> dict[str, str]:
@@ -204,6 +205,10 @@ class NitroApi:
             params = body.get("params")
             if isinstance(params, dict) and params.get("onerror"):
                 parsed.onerror = str(params["onerror"]).lower()
+            if isinstance(params, dict) and str(params.get("warning", "")).upper() == "YES":
+                parsed.warning = True
+        if parsed.query.get("warning", "").lower() == "yes":
+            parsed.warning = True
         parsed.onerror = headers.get("X-NITRO-ONERROR", parsed.onerror).lower()
         with self.state.lock:
             try:
@@ -241,8 +246,19 @@ class NitroApi:
             self._note_change(method, parsed.resource)
             if method == "GET":
                 extra = self._shape_get(call, extra, parsed.query)
-            return json_reply(registration.status, {**DONE, **extra})
+            return self._success(method, parsed, registration.status, extra)
         return self._bulk(method, parsed, user, registration, policies, items)
+
+    def _success(self, method: str, parsed: Parsed, status: int,
+                 extra: dict[str, Any]) -> Reply:
+        """Done, or 209 + X-NITRO-WARNING when asked for warnings and responder is off."""
+        if (parsed.warning and method != "GET" and "responder" in parsed.resource
+                and not self.state.features.get("RESPONDER")):
+            warning = "1067 - Feature(s) not enabled [RESPONDER]"
+            body = {"errorcode": 1067, "message": "Feature(s) not enabled [RESPONDER]",
+                    "severity": "WARNING", **extra}
+            return json_reply(209, body, [("X-NITRO-WARNING", warning)])
+        return json_reply(status, {**DONE, **extra})
 
     def _registration(self, method: str, parsed: Parsed) -> Registration:
         registration = HANDLERS.get((method, parsed.resource, parsed.action))
@@ -277,7 +293,7 @@ class NitroApi:
             self._note_change(method, parsed.resource)
             results.append(dict(DONE))
         if not failed:
-            return json_reply(registration.status, dict(DONE))
+            return self._success(method, parsed, registration.status, {})
         return json_reply(207, {"errorcode": 1243, "message": "Bulk operation failed",
                                 "severity": "ERROR", "response": results})
 
