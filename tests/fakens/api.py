@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 import threading
 import urllib.parse
@@ -19,6 +20,8 @@ from typing import Any, Optional
 from tests.fakens import auth, cmdpolicy
 from tests.fakens.core import HANDLERS, Call, Headers, NitroFault, Registration, State
 from tests.fakens.faults import Fault, Reply
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "/nitro/v1/config/"
 DONE = {"errorcode": 0, "message": "Done", "severity": "NONE"}
@@ -219,6 +222,11 @@ class NitroApi:
                 return self._dispatch(method, parsed, user)
             except NitroFault as fault:
                 return fault_reply(fault)
+            except Exception as exc:
+                # A bug in the fake: answer visibly instead of dropping the connection.
+                logger.exception("fake NetScaler failed on %s %s", method, parsed.resource)
+                return json_reply(500, {"errorcode": -1, "severity": "ERROR",
+                                        "message": f"fake NetScaler bug: {exc!r}"})
 
     def _session_call(self, parsed: Parsed, headers: Headers,
                       record: RequestRecord) -> Reply:
