@@ -1,0 +1,394 @@
+"""ns-cronjob.sh, ns-forcerenew.sh and tools/common.sh.
+
+With a stub dehydrated (records its arguments): discovery order (bash and Python agree), the
+missing-dehydrated message, the lock, argument plumbing, exit codes, timestamps. End to end
+with pebble + real dehydrated + the fake NetScaler (tests/stack.py): issue, renew nothing,
+force one certificate while the other is not re-issued, register.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from ns_letsencrypt import register
+from ns_letsencrypt.certs import read_certificate
+from ns_letsencrypt.errors import ConfigError
+
+pytest_plugins = ["tests.stack"]
+
+REPO = Path(__file__).resolve().parent.parent
+CRON = REPO / "ns-cronjob.sh"
+FORCE = REPO / "ns-forcerenew.sh"
+COMMON = REPO / "tools" / "common.sh"
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} ")
+# What the scripts need from PATH, without dehydrated.
+TOOLS = ("bash", "readlink", "dirname", "basename", "flock", "mkdir", "mktemp", "rm", "sed",
+         "tr", "paste", "cat", "sleep", "touch", "cp", "env")
+
+
+def stub(path: Path, body: str = "") -> Path:
+    """An executable bash script that appends its arguments to $STUB_LOG, then runs ``body``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('#!/bin/bash\nprintf "%s\\n" "$0 $*" >>"$STUB_LOG"\n' + body + "\n")
+    path.chmod(0o755)
+    return path
+
+
+def tool_dir(tmp: Path) -> Path:
+    """A PATH directory with the basic tools and no dehydrated."""
+    bin_dir = tmp / "toolbin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        assert found, tool
+        link = bin_dir / tool
+        if not link.exists():
+            link.symlink_to(found)
+    return bin_dir
+
+
+class Install:
+    """A copy of the scripts in a temporary install dir, with a stub dehydrated on PATH."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.code = tmp / "code"
+        (self.code / "tools").mkdir(parents=True)
+        for script in (CRON, FORCE):
+            shutil.copy2(script, self.code / script.name)
+        shutil.copy2(COMMON, self.code / "tools" / "common.sh")
+        (self.code / "dehydrated").mkdir()  # the submodule, not checked out
+        self.home = tmp / "home"
+        self.home.mkdir()
+        (self.home / "config.sh").write_text('WELLKNOWN="${BASEDIR}/.acme-challenges"\n')
+        (self.home / "domains.txt").write_text(
+            "# certificates\nwww.example.test example.test\n"
+            "  Shop.Example.test  shop2.example.test>shop\n\nmail.example.test\n")
+        self.log = tmp / "stub.log"
+        self.bin = tool_dir(tmp)
+        self.path_dehydrated = stub(tmp / "pathbin" / "dehydrated",
+                                    'for a in "$@"; do case "$prev" in --domains-txt) '
+                                    'cat "$a" >>"$STUB_LOG";; esac; prev="$a"; done')
+        self.env = {"PATH": f"{self.path_dehydrated.parent}:{self.bin}",
+                    "NS_LE_HOME": str(self.home), "STUB_LOG": str(self.log),
+                    "HOME": str(tmp)}
+
+    def run(self, script: str, *args: str, env: Optional[dict[str, str]] = None,
+            wait: bool = True) -> Any:
+        argv = [str(self.code / script), *args]
+        full_env = {**self.env, **(env or {})}
+        if not wait:
+            return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+        return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=60)
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+@pytest.fixture
+def inst(tmp_path: Path) -> Install:
+    return Install(tmp_path)
+
+
+# -- argument plumbing, logging, exit codes (stub dehydrated) --------------------------------
+
+
+def test_cronjob_renews_then_archives_with_timestamped_logs(inst: Install) -> None:
+    result = inst.run("ns-cronjob.sh")
+
+    assert result.returncode == 0, result.stderr
+    config = inst.home / "config.sh"
+    assert inst.calls() == [f"{inst.path_dehydrated} --cron --config {config}",
+                            f"{inst.path_dehydrated} --cleanup --config {config}"]
+    assert (inst.home / ".acme-challenges").is_dir()
+    lines = result.stdout.splitlines()
+    assert lines and all(STAMP.match(line) for line in lines)
+    assert "ns-cronjob.sh: renewing what is due" in lines[0]
+
+
+def test_forcerenew_without_arguments_forces_everything(inst: Install) -> None:
+    result = inst.run("ns-forcerenew.sh")
+
+    assert result.returncode == 0, result.stderr
+    assert inst.calls() == [
+        f"{inst.path_dehydrated} --cron --force --config {inst.home / 'config.sh'}"]
+
+
+def test_forcerenew_selects_whole_lines_by_any_name_or_alias(inst: Install) -> None:
+    result = inst.run("ns-forcerenew.sh", "EXAMPLE.test", "shop", "shop2.example.test")
+
+    assert result.returncode == 0, result.stderr
+    call, *selected = inst.calls()
+    assert call.startswith(f"{inst.path_dehydrated} --cron --force --config ")
+    assert "--domains-txt" in call
+    assert selected == ["www.example.test example.test",
+                        "shop.example.test  shop2.example.test>shop"]
+    assert not list(inst.home.glob(".forcerenew-domains.*"))  # the subset file is removed
+
+
+def test_forcerenew_unknown_name_does_nothing(inst: Install) -> None:
+    result = inst.run("ns-forcerenew.sh", "www.example.test", "nope.example.test")
+
+    assert result.returncode == 2
+    assert "not in " in result.stderr and "nope.example.test" in result.stderr
+    assert inst.calls() == []
+
+
+def test_dehydrated_failure_is_the_exit_status(inst: Install) -> None:
+    stub(inst.path_dehydrated, "echo 'ERROR: Challenge is invalid' >&2; exit 3")
+
+    result = inst.run("ns-cronjob.sh")
+
+    assert result.returncode == 3
+    assert len(inst.calls()) == 1  # no --cleanup after a failed run
+    err = result.stderr.splitlines()
+    assert any(STAMP.match(line) and line.endswith("ERROR: Challenge is invalid") for line in err)
+    assert "dehydrated --cron failed with exit status 3" in result.stderr
+
+
+def test_missing_config_is_a_setup_error(inst: Install) -> None:
+    (inst.home / "config.sh").unlink()
+
+    result = inst.run("ns-cronjob.sh")
+
+    assert result.returncode == 2
+    assert "config.sh not found; copy config.sh.example" in result.stderr
+    assert inst.calls() == []
+
+
+def test_scripts_work_through_a_symlink(inst: Install, tmp_path: Path) -> None:
+    link = tmp_path / "elsewhere" / "ns-cronjob.sh"
+    link.parent.mkdir()
+    link.symlink_to(inst.code / "ns-cronjob.sh")
+    env = {**inst.env, "NS_LE_HOME": ""}
+    (inst.code / "config.sh").write_text("")
+
+    result = subprocess.run([str(link)], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert inst.calls()[0].endswith(f"--config {inst.code / 'config.sh'}")
+
+
+# -- the lock ---------------------------------------------------------------------------------
+
+
+def test_second_run_exits_with_the_lock_message_and_code(inst: Install) -> None:
+    started = inst.home / "started"
+    stub(inst.path_dehydrated, f'touch {started}; sleep 5')
+    first = inst.run("ns-cronjob.sh", wait=False)
+    try:
+        deadline = time.monotonic() + 20
+        while not started.exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run did not start"
+            time.sleep(0.05)
+
+        second = inst.run("ns-forcerenew.sh")
+
+        assert second.returncode == 75
+        assert "another ns-letsencrypt run holds" in second.stderr
+        assert str(inst.home / ".ns-letsencrypt.lock") in second.stderr
+        assert "NS_LOCK_WAIT" in second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the script and its stub child
+        first.communicate()
+
+
+def test_lock_wait_lets_the_second_run_follow(inst: Install) -> None:
+    started = inst.home / "started"
+    stub(inst.path_dehydrated, f'[ -e {started} ] || {{ touch {started}; sleep 1; }}')
+    first = inst.run("ns-cronjob.sh", wait=False)
+    try:
+        while not started.exists():
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.05)
+        second = inst.run("ns-cronjob.sh", env={"NS_LOCK_WAIT": "30"})
+        assert second.returncode == 0, second.stderr
+        assert first.wait(30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+
+
+# -- dehydrated discovery: bash and Python follow the same order --------------------------------
+
+
+def bash_find(code: Path, env: dict[str, str]) -> tuple[int, str]:
+    result = subprocess.run(
+        ["/bin/bash", "-c", f'. {COMMON}; nsle_find_dehydrated "$1"', "_", str(code)],
+        env=env, capture_output=True, text=True, timeout=30)
+    return result.returncode, (result.stdout.strip() or result.stderr.strip())
+
+
+def python_find(code: Path, env: dict[str, str]) -> tuple[int, str]:
+    try:
+        return 0, register.find_dehydrated(env, code_dir=code)
+    except ConfigError as exc:
+        return 2, str(exc)
+
+
+@pytest.mark.parametrize("case", ["explicit", "explicit-name", "submodule", "path", "none",
+                                  "explicit-broken"])
+def test_discovery_order_is_the_same_in_bash_and_python(tmp_path: Path, case: str) -> None:
+    code = tmp_path / "code"
+    (code / "dehydrated").mkdir(parents=True)
+    explicit = stub(tmp_path / "explicit" / "my-dehydrated")
+    on_path = stub(tmp_path / "pathbin" / "dehydrated")
+    submodule = code / "dehydrated" / "dehydrated"
+    env = {"PATH": f"{on_path.parent}:{explicit.parent}"}
+    expected: Any = None
+    if case in ("explicit", "explicit-name", "explicit-broken"):
+        stub(submodule)
+        env["DEHYDRATED"] = {"explicit": str(explicit), "explicit-name": "my-dehydrated",
+                             "explicit-broken": str(tmp_path / "missing")}[case]
+        expected = (2, "DEHYDRATED=") if case == "explicit-broken" else (0, str(explicit))
+    elif case == "submodule":
+        stub(submodule)
+        expected = (0, str(submodule))
+    elif case == "path":
+        expected = (0, str(on_path))
+    else:
+        env["PATH"] = str(tmp_path / "empty")
+        expected = (2, "dehydrated not found")
+
+    for finder in (bash_find, python_find):
+        status, text = finder(code, env)
+        assert status == expected[0], (finder.__name__, text)
+        assert expected[1] in text, (finder.__name__, text)
+        if case == "none":
+            assert "git submodule update --init" in text
+            assert "apt-get install dehydrated" in text
+
+
+def test_cronjob_without_any_dehydrated_says_how_to_get_it(inst: Install) -> None:
+    result = inst.run("ns-cronjob.sh", env={"PATH": str(inst.bin)})
+
+    assert result.returncode == 2
+    assert "dehydrated not found" in result.stderr
+    assert "git submodule update --init" in result.stderr
+    assert "apt-get install dehydrated" in result.stderr
+
+
+def test_scripts_are_shellcheck_clean() -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck not installed")
+    result = subprocess.run(["shellcheck", "-x", "ns-cronjob.sh", "ns-forcerenew.sh",
+                             "tools/common.sh", "tools/demo.sh"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+
+
+# -- end to end: pebble + real dehydrated + hooks/ns-hook.sh + the fake NetScaler ---------------
+
+
+def e2e_home(acme: Any, domains: str) -> tuple[Path, dict[str, str]]:
+    """NS_LE_HOME with config.sh = config.sh.example + the lines that point it at pebble."""
+    home = Path(acme.env["NS_LE_HOME"])
+    accountdir = acme.pebble.ensure_account()
+    example = (REPO / "config.sh.example").read_text()
+    (home / "config.sh").write_text(example + "\n# test stack\n" + "".join(
+        f'{key}="{value}"\n' for key, value in {
+            "CA": acme.pebble.directory, "ACCOUNTDIR": str(accountdir),
+            "HOOK": str(REPO / "hooks" / "ns-hook.sh"),
+            "CURL_OPTS": f"--cacert {acme.pebble.tls_cert} --noproxy 127.0.0.1,localhost",
+            "ACCOUNT_KEYSIZE": "2048"}.items()))
+    (home / "domains.txt").write_text(domains)
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env.update(acme.env)
+    env["TMPDIR"] = str(acme.tmp)
+    return home, env
+
+
+def serial_of(home: Path, name: str) -> str:
+    return read_certificate(home / "certs" / name / "cert.pem").serial
+
+
+def generations(home: Path, name: str) -> list[str]:
+    return sorted(p.name for p in (home / "certs" / name).glob("cert-*.pem"))
+
+
+def served_serials(ns: Any) -> dict[str, str]:
+    return {ck["certkey"]: ck["serial"] for ck in ns.certkeys() if "key" in ck}
+
+
+def test_cron_issues_and_deploys_then_force_renews_only_the_named_certificate(
+        acme: Any, ns: Any) -> None:
+    home, env = e2e_home(acme, "www.example.test example.test\nshop.example.test\n")
+
+    first = subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    www, shop = serial_of(home, "www.example.test"), serial_of(home, "shop.example.test")
+    served = served_serials(ns)
+    assert served["le-www.example.test"].lstrip("0") == www.lstrip("0")
+    assert served["le-shop.example.test"].lstrip("0") == shop.lstrip("0")
+    assert (home / "archive").is_dir()  # the --cleanup step ran
+    assert all(STAMP.match(line) for line in first.stdout.splitlines())
+
+    again = subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Skipping renew" in again.stdout
+    assert (serial_of(home, "www.example.test"), serial_of(home, "shop.example.test")) == (
+        www, shop)
+
+    www_files = generations(home, "www.example.test")
+    forced = subprocess.run([str(FORCE), "shop.example.test"], env=env, capture_output=True,
+                            text=True, timeout=240)
+
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    new_shop = serial_of(home, "shop.example.test")
+    assert new_shop != shop
+    assert serial_of(home, "www.example.test") == www
+    assert generations(home, "www.example.test") == www_files  # www was not re-issued
+    served = served_serials(ns)
+    assert served["le-shop.example.test"].lstrip("0") == new_shop.lstrip("0")
+    assert served["le-www.example.test"].lstrip("0") == www.lstrip("0")
+
+
+def test_register_passes_the_email_through_the_environment(acme: Any, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    from ns_letsencrypt import cli
+
+    home, env = e2e_home(acme, "www.example.test\n")
+    accounts = tmp_path / "fresh-accounts"
+    config = home / "config.sh"
+    config.write_text(config.read_text() + f'ACCOUNTDIR="{accounts}"\n')
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        code = cli.main(["register", "--email", "admin@example.test"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+    assert code == 0, capsys.readouterr()
+    (info,) = accounts.glob("*/registration_info.json")
+    assert json.loads(info.read_text())["contact"] == ["mailto:admin@example.test"]
+
+
+def test_register_refuses_an_email_the_config_would_ignore(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from ns_letsencrypt import cli
+
+    (tmp_path / "config.sh").write_text('CONTACT_EMAIL="fixed@example.test"\n')
+    monkeypatch.setenv("NS_LE_HOME", str(tmp_path))
+
+    code = cli.main(["register", "--email", "admin@example.test"])
+
+    assert code == 2
+    assert "does not read NS_LE_CONTACT_EMAIL" in capsys.readouterr().err
