@@ -16,12 +16,13 @@ USAGE = "usage: ns-copytons.py {test,challenge,clean,save,saveconfig,create} [op
 
 # verb of the original tool -> the ns-letsencrypt command that replaces it
 REPLACED = {
-    "challenge": "ns-letsencrypt deploy-challenge",
-    "clean": "ns-letsencrypt clean-challenge",
-    "save": "ns-letsencrypt deploy-cert",
-    "create": "ns-letsencrypt deploy-cert",
-    "saveconfig": "ns-letsencrypt save-config",
+    "challenge": "ns-letsencrypt challenge DOMAIN TOKEN KEY_AUTH",
+    "clean": "ns-letsencrypt clean DOMAIN",
+    "save": "ns-letsencrypt hook deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAIN CHAINFILE",
+    "create": "ns-letsencrypt hook deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAIN CHAINFILE",
+    "saveconfig": "ns-letsencrypt hook exit_hook, which saves the configuration if it changed",
 }
+
 TEST_OPTIONS = ("--json", "--show-fingerprint")
 
 
@@ -37,8 +38,8 @@ def main(argv: list[str]) -> int:
               "the other verbs name the ns-letsencrypt command that replaces them.")
         return 0
     if verb in REPLACED:
-        print(f"ns-copytons.py {verb}: this verb is retired; use '{REPLACED[verb]}' "
-              "(dehydrated calls it through hooks/ns-hook.sh)", file=sys.stderr)
+        print(f"ns-copytons.py {verb}: this verb is retired; use: {REPLACED[verb]} "
+              "(dehydrated runs these through hooks/ns-hook.sh)", file=sys.stderr)
         return 2
     sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
     from ns_letsencrypt.cli import main as ns_letsencrypt_main

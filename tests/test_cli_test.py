@@ -293,11 +293,18 @@ def test_copytons_test_reports_responder_off(fake: Any, tmp_path: Path) -> None:
     assert status == 6 and "enable ns feature responder" in out
 
 
-@pytest.mark.parametrize("verb", ["challenge", "clean", "save", "saveconfig"])
-def test_copytons_retired_verbs_exit_2_naming_the_replacement(verb: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("verb", "replacement"), [
+    ("challenge", "ns-letsencrypt challenge"),
+    ("clean", "ns-letsencrypt clean"),
+    ("save", "ns-letsencrypt hook deploy_cert"),
+    ("saveconfig", "ns-letsencrypt hook exit_hook"),
+])
+def test_copytons_retired_verbs_exit_2_naming_the_replacement(
+    verb: str, replacement: str, tmp_path: Path
+) -> None:
     status, out, err = run_process([str(COPYTONS), verb, "token", "value"], {}, tmp_path)
     assert status == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1 and "ns-letsencrypt " in err
+    assert len(err.strip().splitlines()) == 1 and replacement in err
 
 
 @pytest.mark.parametrize("argv", [[], ["frobnicate"]])
