@@ -408,3 +408,11 @@ def test_standalone_runs_until_sigterm(tmp_path: Any) -> None:
     assert proc.returncode == 0, err
     assert "standalone-pw" not in out + err
     assert set(ready) >= {"url", "http_url", "cert_file", "cert_sha256", "dataplane_port"}
+
+
+def test_overlapping_faults_apply_one_at_a_time(fake: FakeNetScaler, nitro: RawNitro) -> None:
+    first = fake.inject(method="GET", resource="hanode", errorcode=11)
+    second = fake.inject(method="GET", resource="*", errorcode=22)
+    codes = [nitro.get("hanode").errorcode for _ in range(3)]
+    assert codes == [11, 22, 0]  # the second was due too and fires on the next request
+    assert (first.fired, second.fired) == (1, 1)

@@ -195,7 +195,9 @@ class NitroApi:
         with self.state.lock:
             chosen = None
             for fault in self.faults:
-                if fault.take(method, parsed.resource, parsed.action, parsed.name) and not chosen:
+                # Every fault counts the request; only the first due one is applied.
+                if fault.take(method, parsed.resource, parsed.action, parsed.name,
+                              may_fire=chosen is None):
                     chosen = fault
             return chosen
 

@@ -59,12 +59,12 @@ class Fault:
                 and (self.name is None or self.name == name))
 
     def take(self, method: str, resource: str, action: Optional[str],
-             name: Optional[str]) -> bool:
-        """Count a matching request; True when this one must fail."""
+             name: Optional[str], may_fire: bool = True) -> bool:
+        """Count a matching request; True when this one must fail (and ``may_fire``)."""
         if not self.matches(method, resource, action, name):
             return False
         self.seen += 1
-        if self.seen >= self.nth and self.fired < self.times:
+        if may_fire and self.seen >= self.nth and self.fired < self.times:
             self.fired += 1
             return True
         return False
