@@ -97,7 +97,8 @@ KNOWN_HINTS: dict[int, str] = {
     1548: "the issuer certificate does not match; the chain file is not the leaf's issuer",
     1642: "a file with this name already exists in the certificate directory",
     2054: "the responder policy does not exist",
-    2138: "the NITRO user's command policy does not allow this command; see 'ns-letsencrypt policy'",
+    2138: "the NITRO user's command policy does not allow this command; "
+    "see 'ns-letsencrypt policy'",
     3585: "the certificate names changed; the update needs the no-domain-check option",
 }
 
@@ -128,7 +129,10 @@ class NitroApiError(NitroError):
         self.errorcode = errorcode
         self.nitro_message = nitro_message
         self.severity = severity
-        text = f"{method} {resource} failed: HTTP {http_status}, errorcode {errorcode}: {nitro_message}"
+        text = (
+            f"{method} {resource} failed: HTTP {http_status}, "
+            f"errorcode {errorcode}: {nitro_message}"
+        )
         super().__init__(text, hint if hint is not None else KNOWN_HINTS.get(errorcode))
 
     @property
