@@ -16,6 +16,9 @@ import pytest
 
 from ns_letsencrypt.config import Settings
 
+# End-to-end fixtures (pebble, dehydrated, a fake on the validation port): see tests/stack.py.
+pytest_plugins = ["tests.stack"]
+
 # A distinctive password, so a leak into any output can be searched for.
 PASSWORD = "Pw-s3cr3t-7f0d!x"
 USER = "nsroot"

@@ -1,7 +1,8 @@
 """End-to-end test stack: pebble + pebble-challtestsrv + real dehydrated + ``hooks/ns-hook.sh``
 + the fake NetScaler, on 127.0.0.1 only (the recipe and pitfalls of ``teststack.md``).
 
-Load it in a test module with ``pytest_plugins = ["tests.stack"]``; it provides these fixtures:
+``tests/conftest.py`` loads it as a plugin (``pytest_plugins``), so every test module can use
+these fixtures without importing them (import helpers such as :class:`Stack` for annotations):
 
 ``dataplane_port`` (session)
     The port pebble validates HTTP-01 against (its ``httpPort``). Every ``ns`` fake listens on it
