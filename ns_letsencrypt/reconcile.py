@@ -1,0 +1,125 @@
+"""Reconciliation: make the appliance serve what dehydrated has, for every configured certificate.
+
+dehydrated calls ``deploy_cert`` only when it issues, so a deploy that failed (appliance down,
+rolled back) or a certkey deleted by hand would otherwise stay wrong until the next renewal.
+This module reads dehydrated's ``domains.txt`` the way dehydrated does, finds each line's
+current files under ``<CERTDIR>/<alias or first name>/``, and compares them with the appliance
+using two list calls for all certificates (every certkey, every file in the certificate
+directory), redeploying only what differs. It runs in one process for all certificates.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+from .config import Settings
+from .deploy import Deployer, DeployResult, load_bundle
+from .errors import DeployError, InputError, NitroAuthError, NitroConnectionError, NsLeError
+from .nitro import NitroClient
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+
+@dataclass(frozen=True)
+class DomainLine:
+    """One certificate as configured in domains.txt."""
+
+    names: tuple[str, ...]
+    alias: Optional[str] = None
+
+    @property
+    def cert_name(self) -> str:
+        """dehydrated's directory (and our certkey) name: the alias, else the first name."""
+        return self.alias or self.names[0]
+
+
+def parse_domains(path: PathLike) -> list[DomainLine]:
+    """The lines of domains.txt, read like dehydrated 0.7 reads them.
+
+    dehydrated lower-cases each line, squeezes blanks, skips lines that start with ``#`` after
+    leading blanks (a ``#`` later in a line is not a comment to it), and takes one ``>alias``
+    token anywhere in the line (``a > b`` and ``a >b`` are the same).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    lines = []
+    for number, raw in enumerate(text.replace("\r", "").splitlines(), start=1):
+        line = re.sub(r"\s+", " ", raw.lower()).strip()
+        if not line or line.startswith("#"):
+            continue
+        line = re.sub(r"([^ ])>", r"\1 >", line).replace("> ", ">")
+        tokens = line.split(" ")
+        aliases = [t[1:] for t in tokens if t.startswith(">")]
+        names = tuple(t for t in tokens if not t.startswith(">"))
+        if len(aliases) > 1 or not names:
+            raise InputError(f"{path}:{number}: expected names and at most one '>alias'")
+        lines.append(DomainLine(names, aliases[0] if aliases else None))
+    return lines
+
+
+@dataclass
+class ReconcileResult:
+    """What reconciliation found and did."""
+
+    checked: list[str] = field(default_factory=list)  # certificates compared
+    deployed: list[DeployResult] = field(default_factory=list)  # those that needed a deploy
+    missing: list[str] = field(default_factory=list)  # configured but not issued yet
+    failures: list[tuple[str, NsLeError]] = field(default_factory=list)
+    changed: bool = False
+
+    def raise_for_failures(self) -> None:
+        """Raise one DeployError summarising every certificate that could not be deployed."""
+        if not self.failures:
+            return
+        first = self.failures[0][1]
+        step = first.step if isinstance(first, DeployError) else "input"
+        text = "; ".join(f"{name}: {exc}" for name, exc in self.failures)
+        raise DeployError(step, f"{len(self.failures)} certificate(s) not deployed: {text}")
+
+
+def reconcile(
+    client: NitroClient, settings: Settings, domains_file: PathLike, certs_dir: PathLike,
+    *, deployer: Optional[Deployer] = None,
+) -> ReconcileResult:
+    """Compare every configured certificate with the appliance and redeploy what differs.
+
+    One certificate's failure does not stop the others (it is collected in ``failures``; call
+    ``raise_for_failures`` after saving); losing the appliance or the credentials does.
+    Pass the run's ``deployer`` to share its view of the appliance with earlier deploys.
+    """
+    deployer = deployer or Deployer(client, settings, with_files=True)
+    result = ReconcileResult()
+    for line in parse_domains(domains_file):
+        directory = Path(certs_dir) / line.cert_name
+        if not (directory / "cert.pem").exists():
+            logger.info("%s: no certificate issued yet (%s)", line.cert_name, directory)
+            result.missing.append(line.cert_name)
+            continue
+        result.checked.append(line.cert_name)
+        try:
+            bundle = load_bundle(
+                str(directory / "privkey.pem"), str(directory / "cert.pem"),
+                str(directory / "chain.pem"), line.names[0], line.alias,
+            )
+            deployed = deployer.deploy(bundle)
+        except (NitroConnectionError, NitroAuthError):
+            raise
+        except NsLeError as exc:
+            logger.error("%s: %s", line.cert_name, exc)
+            result.failures.append((line.cert_name, exc))
+            continue
+        if deployed.changed:
+            result.deployed.append(deployed)
+    result.changed = deployer.changed
+    logger.info("reconciled %d certificate(s): %d redeployed, %d failed, %d not issued yet",
+                len(result.checked), len(result.deployed), len(result.failures),
+                len(result.missing))
+    return result
