@@ -258,3 +258,40 @@ COMMANDS["cleanup"] = (
     _configure_cleanup,
     _run_cleanup,
 )
+
+
+def _configure_deploy(parser: argparse.ArgumentParser) -> None:
+    from .cmd_deploy import configure_deploy
+
+    configure_deploy(parser)
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    from .cmd_deploy import run_deploy
+
+    return run_deploy(args, lambda: _settings(args))
+
+
+def _configure_reconcile(parser: argparse.ArgumentParser) -> None:
+    from .cmd_deploy import configure_reconcile
+
+    configure_reconcile(parser)
+
+
+def _run_reconcile(args: argparse.Namespace) -> int:
+    from .cmd_deploy import run_reconcile
+
+    return run_reconcile(args, lambda: _settings(args))
+
+
+COMMANDS["deploy"] = (
+    "install one certificate (cert, key, chain) on the appliance and save the configuration",
+    _configure_deploy,
+    _run_deploy,
+)
+COMMANDS["reconcile"] = (
+    "redeploy every certificate of dehydrated's domains.txt that the appliance lacks or holds "
+    "in an older version (one process, list calls)",
+    _configure_reconcile,
+    _run_reconcile,
+)

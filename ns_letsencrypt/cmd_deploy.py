@@ -1,0 +1,94 @@
+"""The ``deploy`` and ``reconcile`` commands: argument parsing and output around deploy.py.
+
+``deploy`` installs one certificate by hand (what the hook's deploy_cert does); ``reconcile``
+compares every certificate in dehydrated's domains.txt with the appliance and redeploys what
+differs, in one process. Both save the configuration once at the end (NS_SAVE_CONFIG) and print
+one line per certificate on stdout (``--json``: one JSON document).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Settings
+from .deploy import DeployResult, deploy_cert, finish_run
+from .errors import ConfigError
+from .reconcile import reconcile
+from .session import open_client
+
+SettingsLoader = Callable[[], Settings]
+
+
+def configure_deploy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cert", metavar="CERT", help="the certificate (dehydrated's cert.pem)")
+    parser.add_argument("key", metavar="KEY", help="its private key (privkey.pem)")
+    parser.add_argument("chain", metavar="CHAIN", help="the intermediates (chain.pem)")
+    parser.add_argument("--domain", help="the certificate's first name as in domains.txt "
+                                         "(default: the certificate's first SAN)")
+    parser.add_argument("--alias", help="dehydrated's alias of the certificate; names the certkey")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run_deploy(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
+    settings = load_settings()
+    with open_client(settings) as client:
+        result = deploy_cert(client, settings, args.domain, args.key, args.cert, args.chain,
+                             alias=args.alias)
+        saved = finish_run(client, settings, result.changed)
+    _print([result], saved, args.json)
+    return 0
+
+
+def configure_reconcile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--basedir", default=os.environ.get("BASEDIR"),
+                        help="dehydrated's BASEDIR (default: $BASEDIR, as dehydrated exports it "
+                             "to hooks)")
+    parser.add_argument("--domains-txt", help="dehydrated's domains.txt (default: "
+                                              "<basedir>/domains.txt)")
+    parser.add_argument("--certs-dir", help="dehydrated's CERTDIR (default: $CERTDIR, else "
+                                            "<basedir>/certs)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
+    domains, certs_dir = _dehydrated_paths(args)
+    settings = load_settings()
+    with open_client(settings) as client:
+        result = reconcile(client, settings, domains, certs_dir)
+        saved = finish_run(client, settings, result.changed)
+    _print(result.deployed, saved, args.json, checked=len(result.checked),
+           failed=[name for name, _ in result.failures])
+    result.raise_for_failures()
+    return 0
+
+
+def _dehydrated_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    base = Path(args.basedir) if args.basedir else None
+    domains = Path(args.domains_txt) if args.domains_txt else (base / "domains.txt" if base
+                                                                 else None)
+    certs_env = os.environ.get("CERTDIR")
+    certs_dir = Path(args.certs_dir) if args.certs_dir else (
+        Path(certs_env) if certs_env else (base / "certs" if base else None))
+    if domains is None or certs_dir is None:
+        raise ConfigError("reconcile needs dehydrated's directory",
+                          hint="pass --basedir (or --domains-txt and --certs-dir)")
+    return domains, certs_dir
+
+
+def _print(results: list[DeployResult], saved: bool, as_json: bool, **extra: Any) -> None:
+    if as_json:
+        document = {"deployed": [_as_dict(r) for r in results], "saved": saved, **extra}
+        print(json.dumps(document, indent=2))
+        return
+    for r in results:
+        chain = " -> ".join(r.chain) or "no chain"
+        print(f"{r.name}: certkey {r.certkey} {r.action} (serial {r.serial}; {chain})")
+
+
+def _as_dict(result: DeployResult) -> dict[str, Any]:
+    return {"name": result.name, "certkey": result.certkey, "action": result.action,
+            "serial": result.serial, "chain": result.chain, "removed": result.removed}
