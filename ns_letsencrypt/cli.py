@@ -295,3 +295,22 @@ COMMANDS["reconcile"] = (
     _configure_reconcile,
     _run_reconcile,
 )
+
+
+def _configure_save_config(parser: argparse.ArgumentParser) -> None:
+    from .cmd_deploy import configure_save_config
+
+    configure_save_config(parser)
+
+
+def _run_save_config(args: argparse.Namespace) -> int:
+    from .cmd_deploy import run_save_config
+
+    return run_save_config(args, lambda: _settings(args))
+
+
+COMMANDS["save-config"] = (
+    "save the appliance's running configuration (unless NS_SAVE_CONFIG=never)",
+    _configure_save_config,
+    _run_save_config,
+)

@@ -1,4 +1,4 @@
-"""The ``deploy`` and ``reconcile`` commands: argument parsing and output around deploy.py.
+"""The ``deploy``, ``reconcile`` and ``save-config`` commands around deploy.py.
 
 ``deploy`` installs one certificate by hand (what the hook's deploy_cert does); ``reconcile``
 compares every certificate in dehydrated's domains.txt with the appliance and redeploys what
@@ -40,6 +40,19 @@ def run_deploy(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
                              alias=args.alias)
         saved = finish_run(client, settings, result.changed)
     _print([result], saved, args.json)
+    return 0
+
+
+def configure_save_config(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults()  # no options: saves unless NS_SAVE_CONFIG=never
+
+
+def run_save_config(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
+    """Save the running configuration now (the original tool's ``saveconfig``)."""
+    settings = load_settings()
+    with open_client(settings) as client:
+        saved = finish_run(client, settings, changed=True)
+    print("configuration saved" if saved else "not saved (NS_SAVE_CONFIG=never)")
     return 0
 
 
