@@ -36,7 +36,14 @@ from typing import Any, Callable, Optional
 from . import challenge
 from .certs import read_certificate
 from .config import Settings
-from .errors import ConfigError, InputError, NitroApiError, NitroNotFound
+from .errors import (
+    ConfigError,
+    InputError,
+    NitroApiError,
+    NitroAuthError,
+    NitroNotFound,
+    NitroPermissionError,
+)
 from .nitro import JsonObj, NitroClient
 
 logger = logging.getLogger(__name__)
@@ -215,6 +222,8 @@ def _attempt(what: str, operation: Callable[[], Any],
         operation()
     except NitroNotFound:
         logger.debug("%s: already gone", what)
+    except (NitroAuthError, NitroPermissionError):
+        raise  # not this object's problem: every further call would fail the same way
     except NitroApiError as exc:
         if exc.errorcode not in ok_codes:
             return [f"{what}: {exc}"]

@@ -260,6 +260,25 @@ COMMANDS["cleanup"] = (
 )
 
 
+def _configure_policy(parser: argparse.ArgumentParser) -> None:
+    from .policy import configure
+
+    configure(parser)
+
+
+def _run_policy(args: argparse.Namespace) -> int:
+    from .policy import run
+
+    return run(args, lambda: _settings(args))
+
+
+COMMANDS["policy"] = (
+    "print the NetScaler CLI commands for a least-privilege command policy and API user",
+    _configure_policy,
+    _run_policy,
+)
+
+
 def _configure_deploy(parser: argparse.ArgumentParser) -> None:
     from .cmd_deploy import configure_deploy
 

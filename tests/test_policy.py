@@ -1,0 +1,200 @@
+"""`ns-letsencrypt policy`: the regex allows what the tool sends and nothing outside its prefixes.
+
+The end-to-end test runs issuance and renewal (with a new issuer, so certkeys are relinked and
+the old intermediate removed) as a user restricted by the generated policy, with the fake
+NetScaler enforcing it, then checks that every command of the run matches the regex (rendered
+from the fake's request log the way the appliance renders them) and that an operation outside
+the prefixes is refused with a clear error (the command, the hint) and exit status 4.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import pytest
+
+from ns_letsencrypt import challenge, cleanup, cli
+from ns_letsencrypt.challenge import Challenge
+from ns_letsencrypt.errors import NitroPermissionError
+from ns_letsencrypt.nitro import NitroClient
+from ns_letsencrypt.policy import Scope, command_regex
+from tests.conftest import PASSWORD, USER, fake_settings
+from tests.fakens.api import parse_kv
+from tests.fakens.core import HANDLERS, Call
+from tests.pki import make_hierarchy
+
+pytest_plugins = ["tests.stack"]
+
+API_USER = "le-api"
+API_PASSWORD = "Api-pw-9c1e!"
+SCOPE = Scope(vserver="web")
+
+DENIED = [
+    "rm ssl certKey other-cert",
+    "add ssl certKey other-cert -cert other.crt -key other.key",
+    "update ssl certKey le-www -cert /etc/passwd -key le-www.key",
+    "link ssl certKey other-cert le-int",
+    "add responder policy admin-pol true admin-act",
+    "rm responder action admin-act",
+    "bind lb vserver other-vs -policyName le-acme-x-pol -priority 10",
+    "bind lb vserver web -policyName admin-pol -priority 10",
+    "unbind lb vserver web -policyName admin-pol",
+    "bind responder global le-acme-x-pol 10 END -type REQ_OVERRIDE",
+    "rm system file x -fileLocation /nsconfig",
+    "rm system file le-x -fileLocation /nsconfig",
+    "add system file le-x -fileLocation /etc",
+    "rm system file le-x -fileLocation /nsconfig/ssl/../../etc",
+    "add system user evil -password x",
+    "set ns config -IPAddress 10.0.0.1",
+    "shell rm -rf /",
+    "rm lb vserver web",
+    "enable ns feature RESPONDER",
+]
+
+
+def allowed(regex: str, command: str) -> bool:
+    return re.search(regex, command, re.IGNORECASE) is not None
+
+
+def rendered(records: Sequence[Any]) -> list[str]:
+    """Every request as the CLI command the appliance matches (one per bulk item)."""
+    commands = []
+    for rec in records:
+        if rec.resource in ("login", "logout"):
+            continue
+        registration = HANDLERS[(rec.method, rec.resource, rec.action)]
+        payload = rec.body.get(rec.resource) if isinstance(rec.body, dict) else None
+        for item in payload if isinstance(payload, list) else [payload]:
+            call = Call(method=rec.method, resource=rec.resource, name=rec.name,
+                        action=rec.action, args=parse_kv(rec.query.get("args", "")),
+                        filter=parse_kv(rec.query.get("filter", "")), attrs=None, body=item,
+                        user=rec.user or "")
+            commands.append(registration.cli(call))
+    return commands
+
+
+def restrict(fake: Any, scope: Scope = SCOPE) -> None:
+    fake.add_user(API_USER, API_PASSWORD, policies=[("ALLOW", command_regex(scope))])
+
+
+@pytest.mark.parametrize("command", DENIED)
+def test_regex_refuses_commands_outside_the_prefixes(command: str) -> None:
+    assert not allowed(command_regex(SCOPE), command)
+
+
+def test_regex_has_no_backslash_or_quote_and_escapes_the_configuration() -> None:
+    scope = Scope(certkey_prefix="le.", challenge_prefix="le.acme.", vserver="vs.web")
+    regex = command_regex(scope)
+
+    assert "\\" not in regex and '"' not in regex
+    assert allowed(regex, "rm ssl certKey le.www")
+    assert not allowed(regex, "rm ssl certKey leXwww")
+    assert not allowed(regex, "bind lb vserver vsXweb -policyName le.acme.1-pol -priority 10")
+
+
+def test_policy_command_prints_the_cli_commands(fake_env: Any,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["policy", "--api-user", API_USER])
+    out = capsys.readouterr().out
+
+    assert code == 0
+    commands = [line for line in out.splitlines() if line and not line.startswith("#")]
+    assert commands[0] == f'add system cmdPolicy ns-letsencrypt ALLOW "{command_regex(SCOPE)}"'
+    assert commands[1:] == [
+        f"add system user {API_USER} -externalAuth DISABLED -allowedManagementInterface API "
+        "-timeout 900",
+        f"bind system user {API_USER} ns-letsencrypt 10",
+        "save ns config",
+    ]
+    assert PASSWORD not in out and "-password" not in out
+
+
+def test_policy_uses_flags_when_the_configuration_is_incomplete(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NS_LE_HOME", str(tmp_path))
+
+    code = cli.main(["--vserver", "cs-front", "--vserver-type", "cs", "policy", "--json"])
+
+    assert code == 0
+    assert "-policyName" in capsys.readouterr().out
+    assert allowed(command_regex(Scope(vserver="cs-front", vserver_type="cs")),
+                   "bind cs vserver cs-front -policyName le-acme-1-pol -priority 10")
+
+
+@pytest.mark.parametrize("kind", ["lb", "cs", "global"])
+def test_challenges_and_cleanup_run_as_the_restricted_user(fake: Any, kind: str) -> None:
+    vserver = {"lb": "web", "cs": "csweb", "global": None}[kind]
+    if kind == "cs":
+        fake.add_csvserver("csweb", servicetype="HTTP", port=80, state="UP")
+    restrict(fake, Scope(vserver=vserver or "", vserver_type=kind))
+    settings = fake_settings(fake, username=API_USER, password=API_PASSWORD, vserver=vserver,
+                             vserver_type=kind)
+    challenges = [Challenge("www.example.test", "T" * 43, "T" * 43 + ".k")]
+    with NitroClient(fake.url, API_USER, API_PASSWORD, pin=fake.cert_sha256) as client:
+        challenge.deploy(client, settings, challenges)
+        assert not challenge.clean(client, settings, challenges)
+        challenge.deploy(client, settings, challenges)
+        assert challenge.sweep(client, settings)  # leftovers are swept
+        plan = cleanup.make_plan(client, settings, staging=True)
+        assert not cleanup.execute(client, settings, plan)
+    assert [r for r in fake.requests if r.status == 403] == []
+    assert fake.objects("responderpolicy") == []
+
+
+def test_issuance_and_renewal_as_the_restricted_user(
+        acme: Any, ns: Any, pebble_factory: Callable[..., Any]) -> None:
+    restrict(ns)
+    password_file = acme.tmp / "api-password"
+    password_file.write_text(API_PASSWORD + "\n")
+    password_file.chmod(0o600)
+    acme.env.update({"NS_USER": API_USER, "NS_PASSWORD_FILE": str(password_file)})
+    names = ("-d", "www.example.test", "-d", "example.test")
+
+    acme.run_dehydrated("-c", *names, hook_chain="yes")
+    acme.use_pebble(pebble_factory())  # a new CA: the renewal relinks and drops the old chain
+    acme.run_dehydrated("-c", "-x", *names, hook_chain="no")
+
+    refused = [r for r in ns.requests if r.status == 403]
+    assert refused == [], rendered(refused)
+    commands = rendered([r for r in ns.requests if r.user == API_USER])
+    regex = command_regex(SCOPE)
+    assert [c for c in commands if not allowed(regex, c)] == []
+    verbs = {" ".join(c.split()[:3]) for c in commands}
+    assert {"add system file", "rm system file", "add ssl certKey", "update ssl certKey",
+            "link ssl certKey", "unlink ssl certKey", "rm ssl certKey", "bind lb vserver",
+            "unbind lb vserver", "save ns config"} <= verbs
+    certkeys = {ck["certkey"]: ck for ck in ns.certkeys()}
+    assert "Pebble Intermediate" in certkeys["le-www.example.test"]["issuer"]
+
+    # Outside the prefix: an orphaned intermediate under an old prefix. After NS_CERTKEY_PREFIX
+    # changed (but not the policy), cleanup wants to remove it; the appliance refuses, and the
+    # tool names the refused command, points at the policy command and exits 4.
+    add_ca_as_nsroot(ns, "old-int", make_hierarchy("OLD").issuer)
+    result = subprocess.run(
+        [sys.executable, "-m", "ns_letsencrypt", "cleanup", "--yes"],
+        env={**acme.env, "PATH": "/usr/bin:/bin", "NS_CERTKEY_PREFIX": "old-"},
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "errorcode 2138" in result.stderr
+    assert "[rm ssl certKey old-int]" in result.stderr
+    assert "ns-letsencrypt policy" in result.stderr  # the hint
+    assert API_PASSWORD not in result.stdout + result.stderr
+    assert "old-int" in {ck["certkey"] for ck in ns.certkeys()}
+    with NitroClient(ns.url, API_USER, API_PASSWORD, pin=ns.cert_sha256) as client:
+        with pytest.raises(NitroPermissionError) as denied:
+            client.delete("sslcertkey", "ns-server-certificate")
+    assert denied.value.command == "rm ssl certKey ns-server-certificate"
+
+
+def add_ca_as_nsroot(fake: Any, name: str, ca: Any) -> None:
+    with NitroClient(fake.url, USER, PASSWORD, pin=fake.cert_sha256) as client:
+        client.add("systemfile", {"filename": f"{name}.crt", "filelocation": "/nsconfig/ssl",
+                                  "filecontent": base64.b64encode(ca.pem).decode(),
+                                  "fileencoding": "BASE64"})
+        client.add("sslcertkey", {"certkey": name, "cert": f"{name}.crt", "inform": "PEM"})
