@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+from cryptography import x509
 
 from ns_letsencrypt import cli
 from tests import pki
@@ -48,6 +49,8 @@ HTTP_VSERVER = "web"
 SSL_VSERVER = "ssl_vs"
 READ_TIMEOUT = 0.5  # seconds; the injected "timeout" fault holds the answer longer
 FAULT_DELAY = 1.5
+SITE = "www.example.com"  # the certificate the deploy flows install
+ADMIN_SITE = "intranet.example.net"  # the admin's own certificate, served before ours
 KINDS = ("error", "reset", "timeout", "expire")
 STEP_WORDS = ("step", "startup check", "deploy", "clean", "save", "login", "challenge")
 
@@ -176,16 +179,30 @@ def challenges_answer(stage: Stage) -> bool:
     return True
 
 
-def served_certificate(stage: Stage, hostname: str) -> Optional[int]:
-    """Serial of what the TLS data plane serves, if it verifies against the test root."""
-    context = ssl.create_default_context(cadata=stage.hierarchy.root.pem.decode())
+def served_certificate(stage: Stage, hostname: str) -> int:
+    """Serial of what the TLS data plane serves; it must verify against a test root."""
+    roots = [stage.hierarchy.root.pem, admin_hierarchy().root.pem]
+    context = ssl.create_default_context(cadata=b"".join(roots).decode())
     with socket.create_connection(("127.0.0.1", stage.fake.tls_port), timeout=10) as sock:
         with context.wrap_socket(sock, server_hostname=hostname) as tls:
             der = tls.getpeercert(binary_form=True)
     assert der is not None
-    from cryptography import x509
+    return int(x509.load_der_x509_certificate(der).serial_number)
 
-    return x509.load_der_x509_certificate(der).serial_number
+
+def certkey_with_serial(stage: Stage, serial: int) -> Optional[dict[str, Any]]:
+    """The appliance's certkey holding the certificate with this serial, if any."""
+    wanted = f"{serial:x}".lstrip("0").upper()
+    for certkey in stage.fake.certkeys():
+        if str(certkey.get("serial", "")).lstrip("0").upper() == wanted:
+            return certkey
+    return None
+
+
+def deploy_args(files: Mapping[str, Path]) -> list[str]:
+    """``hook deploy_cert`` arguments as dehydrated passes them."""
+    return ["hook", "deploy_cert", SITE, str(files["key"]), str(files["cert"]),
+            str(files["fullchain"]), str(files["chain"]), "1700000000"]
 
 
 # -- the flows -----------------------------------------------------------------------------
@@ -208,12 +225,62 @@ def _deployed_challenges(stage: Stage) -> None:
     assert result.status == 0, result.err
 
 
+def _admin_certificate_served(stage: Stage) -> None:
+    """Before our first deploy the site serves the admin's own certificate (other CA)."""
+    admin = admin_hierarchy()
+    leaf = pki.make_leaf(admin.issuer, [ADMIN_SITE])
+    files = pki.write_cert_dir(stage.tmp / "certs" / "admin", leaf, admin)
+    with patched_environ({}):  # set up through NITRO like an admin would, not via our tool
+        upload_certkey(stage, "admin-intranet", files)
+    stage.fake.bind_certkey(SSL_VSERVER, "admin-intranet")
+    stage.memo["hostname"] = ADMIN_SITE
+    stage.memo["new"] = stage.issue("A", [SITE])
+
+
+def _first_deployed(stage: Stage) -> bool:
+    certkey = certkey_with_serial(stage, stage.memo["serials"]["A"])
+    return certkey is not None and bool(certkey.get("linkcertkeyname"))
+
+
+def _old_certificate_served(stage: Stage) -> None:
+    """Certificate A is deployed and bound; the renewal brings B (new key, new serial)."""
+    first = stage.issue("A", [SITE])
+    result = stage.run(*deploy_args(first))
+    assert result.status == 0, result.err
+    certkey = certkey_with_serial(stage, stage.memo["serials"]["A"])
+    assert certkey is not None
+    stage.fake.bind_certkey(SSL_VSERVER, str(certkey["certkey"]))
+    stage.memo["hostname"] = SITE
+    stage.memo["new"] = stage.issue("B", [SITE])
+
+
+def _renewal_served(stage: Stage) -> bool:
+    return served_certificate(stage, SITE) == stage.memo["serials"]["B"]
+
+
+def _changed_and_unsaved(stage: Stage) -> None:
+    """A deploy changed the running configuration; exit_hook must save it."""
+    _old_certificate_served(stage)
+    assert unsaved(stage)
+
+
+def unsaved(stage: Stage) -> bool:
+    items = stage.fake.objects("nsconfig")
+    return str(items[0].get("configchanged", "")).lower() in ("true", "yes", "1")
+
+
 FLOWS: list[Flow] = [
     Flow("startup", lambda s: ["hook", "startup_hook"], lambda s: True),
     Flow("challenge-deploy", lambda s: ["hook", "deploy_challenge", *challenge_args()],
          challenges_answer),
     Flow("challenge-clean", lambda s: ["hook", "clean_challenge", *challenge_args()],
          lambda s: not s.challenge_objects(), prepare=_deployed_challenges, always_zero=True),
+    Flow("first-deploy", lambda s: deploy_args(s.memo["new"]), _first_deployed,
+         prepare=_admin_certificate_served, serves_tls=True),
+    Flow("renewal-deploy", lambda s: deploy_args(s.memo["new"]), _renewal_served,
+         prepare=_old_certificate_served, serves_tls=True),
+    Flow("config-save", lambda s: ["hook", "exit_hook", ""], lambda s: not unsaved(s),
+         prepare=_changed_and_unsaved, serves_tls=True),
 ]
 FLOWS_BY_NAME = {flow.name: flow for flow in FLOWS}
 
@@ -238,15 +305,40 @@ class CallRef:
         return text + (f"?action={self.action}" if self.action else "")
 
 
-_HIERARCHY: Optional[pki.Hierarchy] = None
+_HIERARCHIES: dict[str, pki.Hierarchy] = {}
 
 
 def hierarchy() -> pki.Hierarchy:
-    """One test PKI for the whole module (key generation is the slow part)."""
-    global _HIERARCHY
-    if _HIERARCHY is None:
-        _HIERARCHY = pki.make_hierarchy("FM")
-    return _HIERARCHY
+    """The CA that issues our certificates, one for the module (key generation is slow)."""
+    if "ours" not in _HIERARCHIES:
+        _HIERARCHIES["ours"] = pki.make_hierarchy("FM")
+    return _HIERARCHIES["ours"]
+
+
+def admin_hierarchy() -> pki.Hierarchy:
+    """Another CA: the one that issued the admin's own certificate."""
+    if "admin" not in _HIERARCHIES:
+        _HIERARCHIES["admin"] = pki.make_hierarchy("ADM")
+    return _HIERARCHIES["admin"]
+
+
+def upload_certkey(stage: Stage, name: str, files: Mapping[str, Path]) -> None:
+    """Install a certkey the way an admin would, with plain NITRO calls."""
+    import base64
+
+    from ns_letsencrypt.nitro import NitroClient
+
+    client = NitroClient(stage.fake.url, USER, PASSWORD, pin=stage.fake.cert_sha256)
+    with client:
+        for kind in ("cert", "key", "chain"):
+            client.add("systemfile", {
+                "filename": f"{name}.{kind}", "filelocation": "/nsconfig/ssl",
+                "filecontent": base64.b64encode(files[kind].read_bytes()).decode(),
+                "fileencoding": "BASE64"})
+        client.add("sslcertkey", {"certkey": f"{name}-ca", "cert": f"{name}.chain"})
+        client.add("sslcertkey", {"certkey": name, "cert": f"{name}.cert",
+                                  "key": f"{name}.key"})
+        client.action("sslcertkey", "link", {"certkey": name, "linkcertkeyname": f"{name}-ca"})
 
 
 def record(flow: Flow) -> list[CallRef]:
