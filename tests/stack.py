@@ -25,6 +25,9 @@ these fixtures without importing them (import helpers such as :class:`Stack` for
     ``acme.env`` (the hook's NS_* settings: change them before a run, or pass ``env=`` to one run).
     Use ``acme.use_pebble(other)`` to switch a test to another pebble instance.
 
+Without dehydrated, ``hook_env(tmp_path, ns)`` gives the same hook environment for running
+``hooks/ns-hook.sh`` or ``ns-letsencrypt`` directly.
+
 The hook is the real ``hooks/ns-hook.sh`` run by dehydrated; its Python is ``sys.executable``
 (``NS_LE_PYTHON``), its settings come from the environment only (``NS_LE_HOME`` points at an
 empty directory so no developer ``.env`` is read), the password from a 0600 file. dehydrated
@@ -286,6 +289,22 @@ def write_config(base: Path, pebble: Pebble, hook: Optional[Path], accountdir: P
     return config
 
 
+def hook_env(tmp: Path, ns: Any) -> dict[str, str]:
+    """The NS_* settings of the hook for the fake ``ns`` (password in a 0600 file in ``tmp``)."""
+    home = tmp / "home"  # NS_LE_HOME: an install dir without .env or mynsconfig.py
+    home.mkdir(exist_ok=True)
+    password_file = tmp / "ns-password"
+    password_file.write_text(PASSWORD + "\n")
+    password_file.chmod(0o600)
+    return {
+        "NS_LE_HOME": str(home), "NS_LE_PYTHON": sys.executable,
+        "NS_URL": ns.url, "NS_USER": USER, "NS_PASSWORD_FILE": str(password_file),
+        "NS_TLS_PIN": ns.cert_sha256, "NS_VSERVER": "web", "NS_VSERVER_TYPE": "lb",
+        "NS_PREFLIGHT": "warn", "NS_PREFLIGHT_ADDRESS": f"127.0.0.1:{ns.dataplane_port}",
+        "NS_TIMEOUT": "5,20",
+    }
+
+
 # -- one test's stack ---------------------------------------------------------------------
 
 
@@ -299,18 +318,7 @@ class Stack:
         self.pebble = pebble
         self.ns = ns
         self.basedir = tmp / "dehydrated"
-        home = tmp / "home"  # NS_LE_HOME: an install dir without .env or mynsconfig.py
-        home.mkdir(exist_ok=True)
-        password_file = tmp / "ns-password"
-        password_file.write_text(PASSWORD + "\n")
-        password_file.chmod(0o600)
-        self.env: dict[str, str] = {
-            "NS_LE_HOME": str(home), "NS_LE_PYTHON": sys.executable,
-            "NS_URL": ns.url, "NS_USER": USER, "NS_PASSWORD_FILE": str(password_file),
-            "NS_TLS_PIN": ns.cert_sha256, "NS_VSERVER": "web", "NS_VSERVER_TYPE": "lb",
-            "NS_PREFLIGHT": "warn", "NS_PREFLIGHT_ADDRESS": f"127.0.0.1:{ns.dataplane_port}",
-            "NS_TIMEOUT": "5,20",
-        }
+        self.env: dict[str, str] = hook_env(tmp, ns)
 
     @property
     def root(self) -> Path:
@@ -393,3 +401,37 @@ def ns(dataplane_port: int) -> Iterator[Any]:
 def acme(tmp_path: Path, pebble: Pebble, ns: Any) -> Stack:
     """dehydrated + the real hook for this test, against ``ns`` and ``pebble``."""
     return Stack(tmp_path, pebble, ns)
+
+
+# -- standalone (tools/demo.sh) -------------------------------------------------------------
+
+
+def serve_pebble(argv: Optional[list[str]] = None) -> int:
+    """``python -m tests.stack WORKDIR HTTP_PORT``: start challtestsrv + pebble (validating
+    HTTP-01 against 127.0.0.1:HTTP_PORT), print one JSON line (``directory``, ``tls_cert``,
+    ``root``, ``mgmt``) when ready, serve until SIGTERM or SIGINT, then stop both."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m tests.stack", description=serve_pebble.__doc__)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("http_port", type=int)
+    args = parser.parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    instance = Pebble(args.workdir, args.http_port)
+    try:
+        instance.start()
+        print(json.dumps({"directory": instance.directory, "tls_cert": str(instance.tls_cert),
+                          "root": str(instance.root), "mgmt": instance.mgmt}), flush=True)
+        while not done.wait(0.5):
+            pass
+    finally:
+        instance.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(serve_pebble())

@@ -1,4 +1,5 @@
-"""End to end: real dehydrated + pebble + challtestsrv + hooks/ns-hook.sh + the fake NetScaler.
+"""End to end: real dehydrated + pebble + challtestsrv + hooks/ns-hook.sh + the fake NetScaler;
+and the entry points on their own: ns-hook.sh and the original tool's ns-copytons.py verbs.
 
 pebble validates HTTP-01 against the fake's data plane, which answers only through the responder
 policies our hook bound over NITRO. Each issuing run costs about 6-9 s (dehydrated's own sleeps),
@@ -8,6 +9,7 @@ so the bind point x names x HOOK_CHAIN matrix is covered pairwise rather than in
 from __future__ import annotations
 
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from ns_letsencrypt import challenge
 from ns_letsencrypt.config import Settings
 from ns_letsencrypt.session import open_client
 from tests.conftest import PASSWORD, USER, closed_port
-from tests.stack import Stack
+from tests.stack import HOOK, REPO, Stack, hook_env
 
 PREFIX = "le-acme-"
 RESPONDER = ("responderaction", "responderpolicy", "lbvserver_responderpolicy_binding",
@@ -168,3 +170,79 @@ def test_preflight_on_catches_a_shadowing_redirect(acme: Stack) -> None:
     assert_stopped_before_validation(acme, result, "admin-https-redirect", "HTTP 302")
     assert len(acme.ns.dataplane_requests) == 1  # our own pre-flight probe, not the CA
     assert leftovers(acme.ns) == []
+
+
+# -- the entry points without dehydrated --------------------------------------------------
+
+
+def run_entry(argv: list[str], env: dict[str, str], cwd: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
+
+
+@pytest.fixture
+def entry_env(ns: Any, tmp_path: Any) -> dict[str, str]:
+    import os
+
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("NS_")}
+    return {**keep, **hook_env(tmp_path, ns)}
+
+
+@pytest.mark.parametrize("name", [
+    "this_hookscript_is_broken__dehydrated_is_working_fine__please_ignore_unknown_hooks_in_your_script",
+    "generate_csr", "sync_cert", "deploy_ocsp", "",
+])
+def test_hook_ignores_names_it_does_not_handle(
+    ns: Any, entry_env: dict[str, str], tmp_path: Any, name: str
+) -> None:
+    result = run_entry([str(HOOK), name, "x"], {**entry_env, "NS_LE_PYTHON": "/bin/false"},
+                       tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert ns.requests == []
+
+
+def test_hook_through_a_symlink_from_elsewhere_propagates_failures(
+    ns: Any, entry_env: dict[str, str], tmp_path: Any
+) -> None:
+    link = tmp_path / "bin" / "hook"
+    link.parent.mkdir()
+    link.symlink_to(HOOK)
+    ok = run_entry([str(link), "deploy_challenge", "www.example.test", "tok1".ljust(43, "x"),
+                    "tok1".ljust(43, "x") + ".thumb"], entry_env, tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert len(leftovers(ns)) == 3
+    wildcard = run_entry([str(link), "deploy_challenge", "*.example.test", "tok2".ljust(43, "x"),
+                          "tok2".ljust(43, "x") + ".thumb"], entry_env, tmp_path)
+    assert wildcard.returncode == 7 and "wildcard" in wildcard.stderr
+    assert len(leftovers(ns)) == 3
+
+
+def test_clean_challenge_exits_0_even_when_the_appliance_is_gone(
+    entry_env: dict[str, str], tmp_path: Any
+) -> None:
+    env = {**entry_env, "NS_URL": f"https://127.0.0.1:{closed_port()}"}
+    result = run_entry([str(HOOK), "clean_challenge", "www.example.test", "t", "t.x"], env,
+                       tmp_path)
+    assert result.returncode == 0
+    assert "WARNING" in result.stderr and "sweep" in result.stderr
+
+
+def test_copytons_challenge_and_clean_keep_the_original_argument_order(
+    ns: Any, entry_env: dict[str, str], tmp_path: Any
+) -> None:
+    copytons = str(REPO / "ns-copytons.py")
+    token = "legacy".ljust(43, "x")
+    deployed = run_entry([sys.executable, copytons, "challenge", token, f"{token}.thumb",
+                          "www.example.test", "0"], entry_env, tmp_path)
+    assert deployed.returncode == 0, deployed.stderr
+    probe = challenge.probe(stack_settings_for(ns), challenge.Challenge(
+        "www.example.test", token, f"{token}.thumb"))
+    assert (probe.status, probe.body) == (200, f"{token}.thumb".encode())
+    cleaned = run_entry([sys.executable, copytons, "clean", "www.example.test"], entry_env,
+                        tmp_path)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert leftovers(ns) == []
+
+
+def stack_settings_for(ns: Any) -> Settings:
+    return Settings(url=ns.url, username=USER, password=PASSWORD, tls_pin=ns.cert_sha256,
+                    vserver="web", preflight_address=f"127.0.0.1:{ns.dataplane_port}")
