@@ -26,6 +26,8 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -258,6 +260,32 @@ def _renewal_served(stage: Stage) -> bool:
     return served_certificate(stage, SITE) == stage.memo["serials"]["B"]
 
 
+OTHER_SITE = "api.example.com"  # a second configured certificate, already up to date
+
+
+def _stale_certificate_served(stage: Stage) -> None:
+    """The appliance serves A, dehydrated has B (its deploy failed); another cert is current."""
+    _old_certificate_served(stage)
+    certs = stage.tmp / "dehydrated" / "certs"
+    leaf = pki.make_leaf(stage.hierarchy.issuer, [SITE])
+    stage.memo["serials"]["B"] = leaf.cert.serial_number
+    pki.write_cert_dir(certs / SITE, leaf, stage.hierarchy)
+    other = pki.make_leaf(stage.hierarchy.issuer, [OTHER_SITE])
+    files = pki.write_cert_dir(certs / OTHER_SITE, other, stage.hierarchy)
+    stage.memo["serials"]["other"] = other.cert.serial_number
+    result = stage.run("deploy", str(files["cert"]), str(files["key"]), str(files["chain"]))
+    assert result.status == 0, result.err
+    domains = stage.tmp / "dehydrated" / "domains.txt"
+    domains.write_text(f"{SITE}\n{OTHER_SITE}\n")
+    stage.memo["reconcile"] = ["reconcile", "--domains-txt", str(domains),
+                               "--certs-dir", str(certs)]
+
+
+def _reconciled(stage: Stage) -> bool:
+    return (_renewal_served(stage)
+            and certkey_with_serial(stage, stage.memo["serials"]["other"]) is not None)
+
+
 def _changed_and_unsaved(stage: Stage) -> None:
     """A deploy changed the running configuration; exit_hook must save it."""
     _old_certificate_served(stage)
@@ -279,6 +307,8 @@ FLOWS: list[Flow] = [
          prepare=_admin_certificate_served, serves_tls=True),
     Flow("renewal-deploy", lambda s: deploy_args(s.memo["new"]), _renewal_served,
          prepare=_old_certificate_served, serves_tls=True),
+    Flow("reconciliation", lambda s: s.memo["reconcile"], _reconciled,
+         prepare=_stale_certificate_served, serves_tls=True),
     Flow("config-save", lambda s: ["hook", "exit_hook", ""], lambda s: not unsaved(s),
          prepare=_changed_and_unsaved, serves_tls=True),
 ]
@@ -499,3 +529,50 @@ def check_next_run(stage: Stage, flow: Flow) -> None:
     result = stage.run("hook", "exit_hook", "")
     assert "Traceback" not in result.err
     assert stage.challenge_objects() == [], result.err
+
+
+# -- a few cases through the real hook script ----------------------------------------------
+
+
+def run_hook_script(stage: Stage, *args: str) -> Result:
+    """``bash hooks/ns-hook.sh ARGS`` as dehydrated runs it, with the stage's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NS_")}
+    env.update(stage.env, NS_LE_PYTHON=sys.executable)
+    done = subprocess.run(["bash", str(HOOK), *args], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+HOOK_CASES = [
+    # (flow, fault: method, resource, action, kind, times; expected exit status)
+    ("challenge-deploy", ("POST", "responderpolicy", None, "error", 1), 5),
+    ("challenge-deploy", ("PUT", "lbvserver_responderpolicy_binding", None, "expire", 1), 0),
+    ("renewal-deploy", ("POST", "sslcertkey", "update", "error", 1), 8),
+    ("startup", ("POST", "login", None, "reset", 5), 3),
+]
+
+
+@pytest.mark.parametrize(("flow_name", "fault", "expected"), HOOK_CASES,
+                         ids=[f"{c[0]}-{c[1][1]}-{c[1][3]}" for c in HOOK_CASES])
+def test_fault_through_hook_script(flow_name: str, fault: tuple[Any, ...], expected: int) -> None:
+    flow = FLOWS_BY_NAME[flow_name]
+    method, resource, action, kind, times = fault
+    with staged(hierarchy()) as stage:
+        flow.prepare(stage)
+        stage.fake.inject(method=method, resource=resource, action=action, kind=kind,
+                          times=times, status=503 if kind == "error" else None)
+        argv = flow.argv(stage)[1:]  # without "hook": the script adds it
+        result = run_hook_script(stage, *argv)
+        stage.fake.clear_faults()
+        assert result.status == expected, result.err
+        assert "Traceback" not in result.err and PASSWORD not in result.err + result.out
+        if expected:
+            assert result.error_lines, result.err
+        else:
+            assert flow.done(stage)
+        if flow.serves_tls:
+            assert served_certificate(stage, stage.memo["hostname"]) in (
+                stage.memo["serials"]["A"], stage.memo["serials"]["B"])
+        assert run_hook_script(stage, *argv).status == 0
+        assert flow.done(stage)
+        assert run_hook_script(stage, "exit_hook", "").status == 0
