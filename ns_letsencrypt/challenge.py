@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -43,6 +44,7 @@ MATCH_HOSTNAME = True
 SWEEP_GRACE_SECONDS = 2 * 3600
 BIND_ATTEMPTS = 3  # a bind that races another writer for a priority is re-planned this often
 PREFLIGHT_TIMEOUT = 5.0
+PREFLIGHT_WORKERS = 16
 LITERAL_MAX = 255  # longest string literal a NetScaler expression accepts
 MARKER = "ns-letsencrypt"
 RESPONSE_HEAD = "HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\n"  # escapes, not bytes
@@ -597,8 +599,10 @@ def preflight(
     if settings.preflight == "off":
         return []
     diagnoses = []
-    for challenge in challenges:
-        result = fetch(settings, challenge)
+    # Probe concurrently: with many unreachable names the timeouts must not add up.
+    with ThreadPoolExecutor(max_workers=min(PREFLIGHT_WORKERS, len(challenges) or 1)) as pool:
+        results = list(pool.map(lambda c: fetch(settings, c), challenges))
+    for challenge, result in zip(challenges, results):
         if result.status == 200 and result.body.strip() == challenge.key_authorization.encode():
             continue
         diagnoses.append(_diagnose(client, settings, challenge, result, deployment))
@@ -634,8 +638,9 @@ def _diagnose(
     if result.status == 404:
         where = (f"; policies bound before ours at {point.label}: " + _bound_text(earlier)
                  if earlier else "")
-        return (f"{head}: HTTP 404: our policy did not answer: it is shadowed, or traffic for "
-                f"{challenge.domain} reaches another vserver than {point.label}{where}")
+        path = ("the request reached no HTTP vserver of this appliance" if point.kind == "global"
+                else f"traffic for {challenge.domain} reaches another vserver than {point.label}")
+        return f"{head}: HTTP 404: our policy did not answer: it is shadowed, or {path}{where}"
     snippet = result.body[:80].decode("utf-8", "replace")
     return (f"{head}: HTTP {result.status} with body {snippet!r} instead of the key "
             f"authorization: another policy or the backend answers first"
