@@ -4,9 +4,9 @@
 ``ns-copytons.py test`` runs exactly ``ns-letsencrypt test``. ``challenge TOKEN_FILENAME
 TOKEN_VALUE DOMAIN [counter]`` and ``clean DOMAIN...`` keep the original's argument order and run
 ``ns-letsencrypt challenge`` / ``clean`` (the counter is ignored: free priorities are read from
-the appliance). The other verbs (save, saveconfig, create) now belong to ``ns-letsencrypt``
-commands that dehydrated calls through ``hooks/ns-hook.sh``; they name their replacement and
-exit 2, as do challenge and clean with unusable arguments.
+the appliance). ``save CERT KEY CHAIN DOMAIN`` runs ``ns-letsencrypt deploy`` (then saves) and
+``saveconfig`` runs ``ns-letsencrypt save-config``. ``create`` and these verbs with other
+arguments name their replacement and exit 2, as do challenge and clean with unusable arguments.
 Works from any directory and through a symlink: the package is found next to the real file.
 """
 

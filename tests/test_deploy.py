@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -480,3 +481,36 @@ def test_key_pem_never_in_logs(fake, issuer, caplog):
     secret = issuer.last.key_pem(serialization.PrivateFormat.TraditionalOpenSSL).decode()
     body = secret.splitlines()[1]
     assert body not in caplog.text
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+def test_copytons_save_and_saveconfig_keep_the_original_arguments(fake, issuer, tmp_path):
+    from tests.test_cli_test import COPYTONS, run_process, settings_env
+
+    files = issuer.issue(["www.example.com"])
+    env = settings_env(fake, tmp_path)
+    status, out, _ = run_process([str(COPYTONS), "save", str(files["cert"]), str(files["key"]),
+                                  str(files["chain"]), "www.example.com"], env, tmp_path)
+    assert status == 0 and "le-www.example.com added" in out
+    assert certkey(fake, "le-www.example.com")["serial"] == serial_of(issuer.last)
+    fake.state.config_changed = True
+    status, out, _ = run_process([str(COPYTONS), "saveconfig"], env, tmp_path)
+    assert status == 0 and not fake.state.config_changed
+
+
+def test_reconcile_command_prints_json_and_exits_by_failure_class(fake, issuer, tmp_path):
+    from tests.test_cli_test import run_process, settings_env
+
+    domains, certs_dir = _dehydrated_tree(tmp_path, issuer, ["a.example.com", "b.example.com"])
+    (certs_dir / "b.example.com" / "privkey.pem").write_bytes(
+        (certs_dir / "a.example.com" / "privkey.pem").read_bytes())
+    argv = [sys.executable, "-m", "ns_letsencrypt", "reconcile", "--basedir", str(domains.parent),
+            "--json"]
+    status, out, err = run_process(argv, settings_env(fake, tmp_path), tmp_path)
+    assert status == 8  # ExitStatus.DEPLOY: b's key does not match its certificate
+    document = __import__("json").loads(out)
+    assert [d["certkey"] for d in document["deployed"]] == ["le-a.example.com"]
+    assert document["failed"] == ["b.example.com"] and document["saved"] is True
+    assert "b.example.com" in err
