@@ -156,11 +156,6 @@ def issued_by(child: Certificate, parent: Certificate) -> bool:
     return child.issuer == parent.subject
 
 
-def fingerprint_pem(pem: bytes) -> str:
-    """SHA-256 fingerprint of the first certificate in ``pem``."""
-    return parse_certificate(pem).fingerprint
-
-
 # -- helpers ------------------------------------------------------------------------------
 
 

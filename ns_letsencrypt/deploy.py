@@ -320,10 +320,6 @@ class Deployer:
 
     # -- entry points -------------------------------------------------------------------
 
-    def check(self, bundle: Bundle) -> list[str]:
-        """Differences between the appliance and ``bundle`` (no writes)."""
-        return differences(make_plan(self.settings, bundle, self.inventory), self.inventory)
-
     def deploy(self, bundle: Bundle) -> DeployResult:
         """Make the appliance serve ``bundle``; a no-op when it already does.
 
@@ -344,11 +340,13 @@ class Deployer:
                     bundle.leaf.serial, plan.certkey, "; ".join(reasons))
         previous_chain = inventory.chain_names(plan.certkey)
         previous_files = _leaf_files(plan.current)
-        self._before_first_write(plan)
+        uploads = self._files_to_upload(plan)
+        self._before_first_write(plan, sends_key=any(c == bundle.key.pem for _, c in uploads))
         undo = _Undo()
         step = "upload"
         try:
-            self._upload_all(plan, undo)
+            for filename, content in uploads:
+                self._upload(filename, content, undo)
             self._sync_ha_files()
             step = "chain"
             self._install_chain(plan, undo)
@@ -376,9 +374,9 @@ class Deployer:
 
     # -- steps --------------------------------------------------------------------------
 
-    def _before_first_write(self, plan: Plan) -> None:
-        """Once per run: refuse keys over plain HTTP, note unsaved changes and HA."""
-        if self.client.is_plain_http and not self.settings.allow_key_over_http:
+    def _before_first_write(self, plan: Plan, *, sends_key: bool) -> None:
+        """Refuse a key over plain HTTP; once per run, note unsaved changes and HA."""
+        if sends_key and self.client.is_plain_http and not self.settings.allow_key_over_http:
             raise ConfigError(
                 f"refusing to send the private key of {plan.bundle.name} over plain HTTP "
                 f"({self.settings.url})",
@@ -399,8 +397,8 @@ class Deployer:
         if "systemtype" not in config:
             self._ha = len(self.client.get("hanode")) > 1
 
-    def _upload_all(self, plan: Plan, undo: _Undo) -> None:
-        """Send every file the target state needs that the appliance does not have."""
+    def _files_to_upload(self, plan: Plan) -> list[tuple[str, bytes]]:
+        """(name, content) of every file the target state needs that the appliance lacks."""
         if plan.current is not None and _holds(plan.current, plan.bundle.leaf):
             # the certkey already holds this certificate: only restore files lost on disk
             cert_file, key_file = _leaf_files(plan.current)
@@ -408,10 +406,8 @@ class Deployer:
             cert_file, key_file = plan.cert_file, plan.key_file
         wanted = [(cert_file, plan.bundle.leaf.pem), (key_file, plan.bundle.key.pem)]
         wanted += [(ca.file, ca.cert.pem) for ca in plan.cas]
-        for filename, content in wanted:
-            in_use = bool(self.inventory.file_users(filename))
-            if filename and not (in_use and self.inventory.has_file(filename)):
-                self._upload(filename, content, undo)
+        return [(filename, content) for filename, content in wanted if filename and not (
+            self.inventory.file_users(filename) and self.inventory.has_file(filename))]
 
     def _upload(self, filename: str, content: bytes, undo: _Undo) -> None:
         body = {"filename": filename, "filelocation": self.settings.cert_path,

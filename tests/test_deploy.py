@@ -366,6 +366,17 @@ def test_private_key_over_plain_http_needs_the_opt_in(fake, issuer):
     assert result.action == "added"
 
 
+def test_plain_http_repair_without_a_key_needs_no_opt_in(fake, issuer):
+    files = issuer.issue(["www.example.com"])
+    run(fake, files, "www.example.com")
+    settings = fake_settings(fake)
+    with open_client(settings) as client:
+        client.action("sslcertkey", "unlink", {"certkey": "le-www.example.com"})
+    assert run(fake, files, "www.example.com", url=fake.http_url, tls_pin=None).action == \
+        "repaired"
+    assert certkey(fake, "le-www.example.com").get("linkcertkeyname")
+
+
 # -- run-level behaviour ---------------------------------------------------------------------------
 
 
