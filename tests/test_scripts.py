@@ -392,3 +392,24 @@ def test_register_refuses_an_email_the_config_would_ignore(tmp_path: Path,
 
     assert code == 2
     assert "does not read NS_LE_CONTACT_EMAIL" in capsys.readouterr().err
+
+
+# -- schedule -----------------------------------------------------------------------------------
+
+
+def test_systemd_units_verify_and_run_the_cron_script_daily(tmp_path: Path) -> None:
+    service = (REPO / "systemd" / "ns-letsencrypt.service").read_text()
+    timer = (REPO / "systemd" / "ns-letsencrypt.timer").read_text()
+    assert "ExecStart=/opt/ns-letsencrypt/ns-cronjob.sh" in service
+    assert "Type=oneshot" in service and "ReadWritePaths=/opt/ns-letsencrypt" in service
+    assert "OnCalendar=daily" in timer and "Persistent=true" in timer
+    assert "RandomizedDelaySec=" in timer
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed")
+    (tmp_path / "ns-letsencrypt.service").write_text(
+        service.replace("/opt/ns-letsencrypt", str(REPO)))
+    (tmp_path / "ns-letsencrypt.timer").write_text(timer)
+    result = subprocess.run(["systemd-analyze", "verify", "ns-letsencrypt.service",
+                             "ns-letsencrypt.timer"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
