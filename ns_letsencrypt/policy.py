@@ -10,8 +10,9 @@ and only in the certificate directory; ``save ns config`` and ``sync HA files ss
 
 The regex contains no backslash and no double quote, so it survives CLI quoting unchanged: a
 literal character is written as a one-character class (``[.]``) and an optional quote around
-a path as ``.?``. ``tests/test_policy.py`` checks it against every command an issuance and a
-renewal send, and that it refuses commands outside the prefixes.
+a path as one optional character that cannot extend the path. ``tests/test_policy.py`` checks
+it against every command an issuance and a renewal send, and that it refuses commands outside
+the prefixes.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def command_patterns(scope: Scope) -> list[str]:
     """One anchored regex per kind of command this tool sends."""
     ck = literal(scope.certkey_prefix) + "[^ /]*"  # our certkeys and file names
     ch = literal(scope.challenge_prefix) + "[^ ]*"  # our responder objects
-    path = ".?" + literal(scope.cert_path.rstrip("/") or "/") + "/?.?"
+    quote = "[^a-zA-Z0-9_./ -]?"  # an optional quote, but never more path
+    path = quote + literal(scope.cert_path.rstrip("/") or "/") + "/?" + quote
     options = "( -[a-zA-Z]+( [^ ]+)?)*"
     patterns = [
         "^show ns (version|config|feature)$",

@@ -49,6 +49,8 @@ DENIED = [
     "rm system file le-x -fileLocation /nsconfig",
     "add system file le-x -fileLocation /etc",
     "rm system file le-x -fileLocation /nsconfig/ssl/../../etc",
+    "add system file le-x -fileLocation /nsconfig/ssl2",
+    "add system file le-x -fileLocation ./nsconfig/ssl",
     "add system user evil -password x",
     "set ns config -IPAddress 10.0.0.1",
     "shell rm -rf /",
@@ -95,6 +97,7 @@ def test_regex_has_no_backslash_or_quote_and_escapes_the_configuration() -> None
     assert allowed(regex, "rm ssl certKey le.www")
     assert not allowed(regex, "rm ssl certKey leXwww")
     assert not allowed(regex, "bind lb vserver vsXweb -policyName le.acme.1-pol -priority 10")
+    assert allowed(regex, 'add system file le.x -fileLocation "/nsconfig/ssl/"')
 
 
 def test_policy_command_prints_the_cli_commands(fake_env: Any,
