@@ -14,23 +14,20 @@ Settings are loaded lazily, so hooks that need no appliance work without a confi
 Also the bodies of the ``challenge``, ``clean`` and ``sweep`` commands, which run the same
 operations by hand (and for the original tool's ``ns-copytons.py challenge|clean`` verbs).
 
-Call points into the deploy module (when ``ns_letsencrypt.deploy`` exists):
-``deploy_cert(client, settings, domain, keyfile, certfile, chainfile, alias=...)`` for the
-``deploy_cert`` and ``unchanged_cert`` hooks, and ``finish_run(client, settings, changed)``
-once at the end of ``exit_hook`` (saves the configuration).
+Certificates go through :mod:`ns_letsencrypt.deploy` (``deploy_cert`` and ``unchanged_cert``);
+``exit_hook`` reconciles every certificate and saves the configuration once per run.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import re
 from collections.abc import Sequence
-from types import ModuleType
+from pathlib import Path
 from typing import Callable, Optional
 
-from . import challenge
+from . import appliance, challenge, deploy, reconcile
 from .config import Settings
 from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError
 from .nitro import NitroClient
@@ -73,20 +70,40 @@ def startup_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
         logger.error("the appliance is not ready: stopping before any challenge is deployed")
         return int(status)
     with open_client(settings) as client:
+        _warn_about_unsaved_changes(client, settings)
         _sweep(client, settings, "startup_hook")
     return 0
 
 
+def _warn_about_unsaved_changes(client: NitroClient, settings: Settings) -> None:
+    # Saving at the end of the run persists everything in the running configuration, so an
+    # admin's half-finished work made before this run would be saved with ours: say so now.
+    if settings.save_config != "never" and appliance.unsaved_changes(client):
+        logger.warning(
+            "the appliance already has unsaved configuration changes made before this run; "
+            "if this run changes anything, saving the configuration will persist them too"
+        )
+
+
 def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
-    """Sweep what this run left behind (dehydrated skips clean_challenge on CA errors), then
-    let the deploy module save the configuration if the appliance reports unsaved changes."""
+    """End of a dehydrated run: sweep leftovers, reconcile every certificate, save once.
+
+    dehydrated skips clean_challenge when a CA request fails, hence the sweep. It calls
+    deploy_cert only when it issues, so a deploy that failed earlier is retried here by
+    comparing every certificate of domains.txt with the appliance (one process, list calls).
+    dehydrated ignores this hook's exit status; the cron scripts check the result again.
+    """
     error = args[0] if args else ""
     if error:
         logger.error("dehydrated reported: %s", error)
     settings = load_settings()
     with open_client(settings) as client:
         _sweep(client, settings, "exit_hook")
-        _finish_run(client, settings)
+        result = _reconcile(client, settings)
+        changed = _issued_this_run() or (result is not None and result.changed)
+        deploy.finish_run(client, settings, changed)
+    if result is not None:
+        result.raise_for_failures()
     return 0
 
 
@@ -97,18 +114,38 @@ def _sweep(client: NitroClient, settings: Settings, where: str) -> None:
         logger.warning("%s: sweeping leftover challenge objects failed: %s", where, exc)
 
 
-def _finish_run(client: NitroClient, settings: Settings) -> None:
-    """Call point for saving the configuration once per run (deploy.finish_run).
+def _reconcile(client: NitroClient, settings: Settings) -> Optional[reconcile.ReconcileResult]:
+    """Reconcile the certificates of ``$BASEDIR/domains.txt`` (None when there is none)."""
+    domains = _domains_file()
+    if domains is None:
+        logger.debug("no $BASEDIR/domains.txt: nothing to reconcile")
+        return None
+    certs_dir = os.environ.get("CERTDIR") or str(domains.parent / "certs")
+    return reconcile.reconcile(client, settings, domains, certs_dir)
 
-    No state passes between hook processes, so "this run changed something" is what the
-    appliance says: unsaved changes (or unknown) count as changed.
+
+def _domains_file() -> Optional[Path]:
+    basedir = os.environ.get("BASEDIR")
+    path = Path(basedir) / "domains.txt" if basedir else None
+    return path if path is not None and path.is_file() else None
+
+
+def _issued_this_run() -> bool:
+    """Whether dehydrated issued (and deploy_cert deployed) a certificate during this run.
+
+    No state passes between hook processes; dehydrated's own lock file is created when the
+    run starts, so a certificate file newer than it was issued by this run.
     """
-    module = _deploy_module()
-    if module is None:
-        return
-    from .appliance import unsaved_changes
-
-    module.finish_run(client, settings, unsaved_changes(client) is not False)
+    basedir = os.environ.get("BASEDIR")
+    lock = Path(basedir) / "lock" if basedir else None
+    if lock is None or not lock.exists():
+        return False
+    started = lock.stat().st_mtime
+    certs_dir = Path(os.environ.get("CERTDIR") or lock.parent / "certs")
+    return any(
+        cert.resolve().stat().st_mtime >= started for cert in certs_dir.glob("*/cert.pem")
+        if cert.exists()
+    )
 
 
 # -- challenges ---------------------------------------------------------------------------
@@ -176,34 +213,26 @@ def deploy_cert(args: Sequence[str], load_settings: SettingsLoader) -> int:
 
 
 def unchanged_cert(args: Sequence[str], load_settings: SettingsLoader) -> int:
-    """Same files as last time: deploy again, which is a no-op unless the appliance lost them."""
+    """Same files as last time: make sure the appliance still has them.
+
+    With a domains.txt, exit_hook reconciles every certificate in one process, so nothing is
+    done here (one Python start per unchanged certificate would be waste). Certificates named
+    with ``dehydrated -d`` are checked here, one at a time.
+    """
+    if _domains_file() is not None:
+        return 0
     return _deploy_certificate("unchanged_cert", args, load_settings)
 
 
 def _deploy_certificate(hook: str, args: Sequence[str], load_settings: SettingsLoader) -> int:
-    module = _deploy_module()
     domain, keyfile, certfile, _fullchain, chainfile = [*args, "", "", "", "", ""][:5]
-    if module is None:
-        logger.info("%s for %s: certificate deployment is not implemented yet; not deployed",
-                    hook, domain or "?")
-        return 0
     settings = load_settings()
     with open_client(settings) as client:
         # dehydrated exports the certificate's alias (its directory name) to the hook.
-        result = module.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
+        result = deploy.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
                                     alias=os.environ.get("alias") or None)
     logger.info("%s: %s -> certkey %s (%s)", hook, result.name, result.certkey, result.action)
     return 0
-
-
-def _deploy_module() -> Optional[ModuleType]:
-    """``ns_letsencrypt.deploy`` when it exists (it is developed separately)."""
-    try:
-        return importlib.import_module(f"{__package__}.deploy")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.deploy":
-            raise  # the deploy module exists but is broken: that must not pass silently
-        return None
 
 
 def generate_csr(args: Sequence[str], load_settings: SettingsLoader) -> int:
