@@ -18,6 +18,12 @@ case "${handler}" in
 esac
 shift
 
+# With a domains.txt, exit_hook reconciles every certificate in one Python process; starting
+# Python once per unchanged certificate would only repeat that work.
+if [[ "${handler}" == unchanged_cert && -f "${BASEDIR:-/nonexistent}/domains.txt" ]]; then
+  exit 0
+fi
+
 hook_dir="$(cd -P -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd)"
 install_dir="$(dirname -- "${hook_dir}")"
 
