@@ -220,7 +220,7 @@ def validate(challenges: Sequence[Challenge]) -> None:
 
 def _challenge_problems(challenge: Challenge) -> list[str]:
     problems = []
-    name_problem = _domain_problem(challenge.domain)
+    name_problem = domain_problem(challenge.domain)
     if name_problem:
         problems.append(f"{challenge.domain!r}: {name_problem}")
     if not _TOKEN.match(challenge.token):
@@ -232,7 +232,8 @@ def _challenge_problems(challenge: Challenge) -> list[str]:
     return problems
 
 
-def _domain_problem(domain: str) -> Optional[str]:
+def domain_problem(domain: str) -> Optional[str]:
+    """Why an http-01 responder cannot answer for ``domain``, or None when it can."""
     if domain.startswith("*."):
         return "wildcard names cannot be validated with http-01"
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from .challenge import domain_problem
 from .config import Settings
 from .deploy import Deployer, DeployResult, load_bundle
 from .errors import DeployError, InputError, NitroAuthError, NitroConnectionError, NsLeError
@@ -47,10 +48,14 @@ def parse_domains(path: PathLike) -> list[DomainLine]:
     token anywhere in the line (``a > b`` and ``a >b`` are the same).
     """
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})",
+                         hint="save it as UTF-8 (names are ASCII or xn-- punycode)") from None
     lines = []
+    problems: list[str] = []
     for number, raw in enumerate(text.replace("\r", "").splitlines(), start=1):
         line = re.sub(r"\s+", " ", raw.lower()).strip()
         if not line or line.startswith("#"):
@@ -61,8 +66,33 @@ def parse_domains(path: PathLike) -> list[DomainLine]:
         names = tuple(t for t in tokens if not t.startswith(">"))
         if len(aliases) > 1 or not names:
             raise InputError(f"{path}:{number}: expected names and at most one '>alias'")
+        # A wildcard certificate may come from elsewhere (dns-01); only deploying it is ours.
+        problems += [f"{path} line {number}: {name!r}: {problem}" for name in names
+                     if (problem := domain_problem(name.removeprefix("*.")))]
         lines.append(DomainLine(names, aliases[0] if aliases else None))
+    if problems:  # before any path is built from a name: nothing is sent for a bad file
+        raise InputError(problems, hint="certificates are for DNS names: letters, digits, "
+                                        "inner hyphens, at most 253 characters")
+    _check_duplicates(path, lines)
     return lines
+
+
+def _check_duplicates(path: PathLike, lines: list[DomainLine]) -> None:
+    """Two lines for one certificate directory clash; one name in two certificates is legal
+    (e.g. an RSA and an ECDSA certificate under two aliases) but worth a warning."""
+    certs: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if line.cert_name in certs:
+            raise InputError(f"{path}: certificates {certs[line.cert_name]} and {number} both "
+                             f"use the name {line.cert_name!r} (the same certificate directory)",
+                             hint="merge the lines, or give one of them a '>alias'")
+        certs[line.cert_name] = number
+        for name in line.names:
+            if name in names and names[name] != number:
+                logger.warning("%s: %s is in certificates %d and %d", path, name, names[name],
+                               number)
+            names.setdefault(name, number)
 
 
 @dataclass
