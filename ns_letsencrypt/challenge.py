@@ -429,18 +429,29 @@ def clean_domains(client: NitroClient, settings: Settings, domains: Sequence[str
                            [str(p["action"]) for p in policies if p.get("action")])
 
 
-def sweep(
+@dataclass(frozen=True)
+class Leftovers:
+    """Challenge objects the sweep removes: policy names (as listed), then action names."""
+
+    policies: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.policies or self.actions)
+
+
+def leftovers(
     client: NitroClient,
     settings: Settings,
     *,
     owner: Optional[str] = None,
     now: Optional[float] = None,
     grace: float = SWEEP_GRACE_SECONDS,
-) -> list[str]:
-    """Remove leftover challenge objects: ours at once, other installations' once stale.
+) -> Leftovers:
+    """What :func:`sweep` would remove now: ours at once, other installations' once stale.
 
     Objects with our prefix but without our comment marker are not ours to judge and stay.
-    Returns the names of the objects removed (policies first, then actions).
+    A policy's action goes with it when the action carries our prefix. Two list calls.
     """
     owner = owner or install_id()
     now = time.time() if now is None else now
@@ -451,12 +462,25 @@ def sweep(
 
     policies = [p for p in _ours(client, settings, "responderpolicy") if doomed(p)]
     actions = [a for a in _ours(client, settings, "responderaction") if doomed(a)]
-    policy_names = [str(p["name"]) for p in policies]
-    action_names = sorted({str(a["name"]) for a in actions} |
-                          {str(p["action"]) for p in policies
-                           if str(p.get("action", "")).startswith(settings.challenge_prefix)})
-    if not policy_names and not action_names:
+    action_names = ({str(a["name"]) for a in actions} |
+                    {str(p["action"]) for p in policies
+                     if str(p.get("action", "")).startswith(settings.challenge_prefix)})
+    return Leftovers(tuple(str(p["name"]) for p in policies), tuple(sorted(action_names)))
+
+
+def sweep(
+    client: NitroClient,
+    settings: Settings,
+    *,
+    owner: Optional[str] = None,
+    now: Optional[float] = None,
+    grace: float = SWEEP_GRACE_SECONDS,
+) -> list[str]:
+    """Remove the :func:`leftovers`; returns their names (policies first, then actions)."""
+    found = leftovers(client, settings, owner=owner, now=now, grace=grace)
+    if not found:
         return []
+    policy_names, action_names = list(found.policies), list(found.actions)
     problems = _unbind_everywhere(client, settings, policy_names)
     problems += _remove(client, "responderpolicy", [{"name": n} for n in policy_names])
     problems += _remove(client, "responderaction", [{"name": n} for n in action_names])

@@ -27,7 +27,6 @@ import functools
 import json
 import logging
 import os
-import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,7 +83,8 @@ def make_plan(client: NitroClient, settings: Settings, *, staging: bool,
               certs_dir: Optional[Path] = None) -> Plan:
     """Read the appliance (list calls, plus one binding check per removal candidate)."""
     plan = Plan()
-    plan.policies, plan.actions = challenge_leftovers(client, settings)
+    leftovers = challenge.leftovers(client, settings)  # exactly what challenge.sweep removes
+    plan.policies, plan.actions = sorted(leftovers.policies), list(leftovers.actions)
     certkeys = {str(ck["certkey"]): ck for ck in client.get("sslcertkey") if ck.get("certkey")}
     bound = _BindingCache(client)
     doomed: set[str] = set()
@@ -98,23 +98,6 @@ def make_plan(client: NitroClient, settings: Settings, *, staging: bool,
     if staging:
         plan.local = local_staging_advice(certs_dir)
     return plan
-
-
-def challenge_leftovers(client: NitroClient, settings: Settings) -> tuple[list[str], list[str]]:
-    """The responder policies and actions :func:`challenge.sweep` would remove now."""
-    owner, now = challenge.install_id(), time.time()
-
-    def doomed(obj: JsonObj) -> bool:
-        mark = challenge._owner_and_time(obj.get("comment"))
-        return mark is not None and (
-            mark[0] == owner or now - mark[1] > challenge.SWEEP_GRACE_SECONDS)
-
-    policies = [p for p in challenge._ours(client, settings, "responderpolicy") if doomed(p)]
-    actions = {str(a["name"]) for a in challenge._ours(client, settings, "responderaction")
-               if doomed(a)}
-    actions |= {str(p["action"]) for p in policies
-                if str(p.get("action", "")).startswith(settings.challenge_prefix)}
-    return sorted(str(p["name"]) for p in policies), sorted(actions)
 
 
 def _staging_leaves(certkeys: Mapping[str, JsonObj], settings: Settings,
