@@ -248,7 +248,7 @@ def _first_deployed(stage: Stage) -> bool:
 
 def _old_certificate_served(stage: Stage) -> None:
     """Certificate A is deployed and bound; the renewal brings B (new key, new serial)."""
-    first = stage.issue("A", [SITE])
+    first = stage.memo["first"] = stage.issue("A", [SITE])
     result = stage.run(*deploy_args(first))
     assert result.status == 0, result.err
     certkey = certkey_with_serial(stage, stage.memo["serials"]["A"])
@@ -289,8 +289,17 @@ def _reconciled(stage: Stage) -> bool:
 
 
 def _changed_and_unsaved(stage: Stage) -> None:
-    """A deploy changed the running configuration; exit_hook must save it."""
+    """dehydrated issued and deploy_cert installed A in this run; exit_hook must save."""
+    base = stage.tmp / "dehydrated-run"
+    base.mkdir()
+    (base / "lock").touch()  # dehydrated's lock: taken when the run started
     _old_certificate_served(stage)
+    issued = base / "certs" / SITE
+    issued.mkdir(parents=True)
+    for name, key in (("cert.pem", "cert"), ("chain.pem", "chain"), ("privkey.pem", "key")):
+        shutil.copy(stage.memo["first"][key], issued / name)
+    (base / "domains.txt").write_text(f"{SITE}\n")
+    stage.env["BASEDIR"] = str(base)
     assert unsaved(stage)
 
 
