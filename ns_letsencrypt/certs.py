@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -24,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from .errors import InputError
+
+logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 _BLOCK = re.compile(
@@ -132,6 +136,7 @@ def read_chain(path: PathLike) -> list[Certificate]:
 def read_private_key(path: PathLike) -> PrivateKey:
     """Load an unencrypted RSA or EC key, dropping an ``EC PARAMETERS`` block before it."""
     data = _read(path)
+    _warn_if_exposed(path)
     keys = []
     for label, _body, raw in _blocks(data, path):
         if label == b"EC PARAMETERS":
@@ -164,6 +169,14 @@ def _read(path: PathLike) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _warn_if_exposed(path: PathLike) -> None:
+    # dehydrated writes keys with umask 077; a key others can read has already leaked locally.
+    mode = stat.S_IMODE(Path(path).stat().st_mode)
+    if mode & 0o077:
+        logger.warning("%s holds a private key and is readable by group or others (mode %04o); "
+                       "run: chmod 600 %s", path, mode, path)
 
 
 def _blocks(data: bytes, path: PathLike) -> list[tuple[bytes, bytes, bytes]]:
