@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .config import Settings
-from .errors import ChallengeError, NitroApiError, NitroNotFound
+from .errors import (
+    PERMISSION_CODES,
+    ChallengeError,
+    NitroApiError,
+    NitroAuthError,
+    NitroNotFound,
+    NitroPermissionError,
+)
 from .naming import POLICY_MAX, is_valid_name, short_hash
 from .nitro import JsonObj, NitroClient
 
@@ -308,6 +315,8 @@ def deploy(
     Raises:
         ChallengeError: invalid names (before any write), a missing vserver, or an object the
             appliance refused; what was created is left for clean/sweep to remove.
+        NitroPermissionError: the user's command policy refused a command (also when it is
+            one item's answer in a bulk request); the message names the command.
     """
     validate(challenges)
     point = BindPoint.from_settings(settings)
@@ -389,20 +398,31 @@ def _bulk(send: Callable[[], Any], count: int) -> list[tuple[int, str]]:
     """Run a bulk request; return (errorcode, message) per item, 0 meaning done.
 
     A 207 (errorcode 1243) carries one answer per item; a single-item request may instead
-    fail as a whole, which we report as that item's answer.
+    fail as a whole, which we report as that item's answer. A refused login or command is
+    raised as such: it is about the NITRO user's rights, not about one challenge object.
     """
     try:
         send()
+    except (NitroAuthError, NitroPermissionError):
+        raise
     except NitroApiError as exc:
         if exc.errorcode != BULK_FAILED:
             if count == 1:
                 return [(exc.errorcode, exc.nitro_message)]
             raise
         answers = list(getattr(exc, "responses", []))
+        _raise_refused_command(exc, answers)
         results = [(_int(a.get("errorcode", 0)), str(a.get("message", ""))) for a in answers]
         # With onerror=exit the appliance stops at the first failure: the rest did not happen.
         return (results + [(-1, "not processed")] * count)[:count]
     return [(0, "Done")] * count
+
+
+def _raise_refused_command(exc: NitroApiError, answers: Sequence[JsonObj]) -> None:
+    """Raise the first item's command-policy refusal in a 207 answer as NitroPermissionError."""
+    for answer in answers:
+        if _int(answer.get("errorcode", 0)) in PERMISSION_CODES:
+            raise NitroApiError.from_body(exc.method, exc.resource, exc.http_status, answer)
 
 
 # -- clean and sweep ----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 from . import appliance, challenge, deploy, reconcile
 from .config import Settings
-from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError
+from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError, NsLeError
 from .nitro import NitroClient
 from .session import open_client
 
@@ -155,21 +155,32 @@ def deploy_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:
     """Deploy all challenges of this call (one triple, or all with HOOK_CHAIN=yes).
 
     The startup checks already ran in startup_hook, so this costs login, one read of the
-    bindings, three bulk writes and logout. A failed pre-flight (NS_PREFLIGHT=on) removes what
-    was deployed and fails, so dehydrated stops before asking the CA.
+    bindings, three bulk writes and logout. A refused write (e.g. a command policy that does
+    not allow the bind) or a failed pre-flight (NS_PREFLIGHT=on) removes what was deployed and
+    fails, so dehydrated stops before asking the CA.
     """
     challenges = challenge.parse_triples(args)
     challenge.validate(challenges)  # before loading settings or logging in: no write at all
     settings = load_settings()
     with open_client(settings) as client:
-        deployment = challenge.deploy(client, settings, challenges)
         try:
+            deployment = challenge.deploy(client, settings, challenges)
             challenge.preflight(client, settings, challenges, deployment)
-        except ChallengeError:
-            for problem in challenge.clean(client, settings, challenges):
-                logger.warning("removing the failed challenge: %s", problem)
+        except (ChallengeError, NitroApiError):
+            _remove_failed(client, settings, challenges)
             raise
     return 0
+
+
+def _remove_failed(client: NitroClient, settings: Settings,
+                   challenges: Sequence[challenge.Challenge]) -> None:
+    """Best effort: the error being raised matters more than a problem while cleaning up."""
+    try:
+        problems = challenge.clean(client, settings, challenges)
+    except NsLeError as exc:
+        problems = [str(exc)]
+    for problem in problems:
+        logger.warning("removing the failed challenge: %s (left for the sweep)", problem)
 
 
 def clean_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from ns_letsencrypt import challenge
+from ns_letsencrypt import challenge, cli
 from ns_letsencrypt.challenge import Challenge
 from ns_letsencrypt.config import Settings
-from ns_letsencrypt.errors import ChallengeError
+from ns_letsencrypt.errors import ChallengeError, ExitStatus, NitroPermissionError
 from ns_letsencrypt.nitro import NitroClient
 from ns_letsencrypt.session import open_client
-from tests.conftest import fake_settings
+from tests.conftest import PASSWORD, fake_settings
 
 THUMB = "KxPl8CqV3nJx0aQ4o2bS8mE1gD9yT6uW5rZ7hL0klY4"
 
@@ -227,6 +227,54 @@ def test_parse_triples_accepts_one_or_many() -> None:
                                                                  "b.example.test"]
     with pytest.raises(ChallengeError):
         challenge.parse_triples(args[:4])
+
+
+# -- command policy ---------------------------------------------------------------------
+
+API_USER = "le-api"
+NO_LB_BIND = r"^(?!bind lb vserver)"  # everything except binding at an lb vserver
+
+
+def refuse_bind(fake: Any, how: str) -> None:
+    """Make binding at the lb vserver fail with 2138, the way a command policy does."""
+    if how == "policy":  # the fake's command policy: 207 with a per-item 2138 for a bulk bind
+        fake.add_user(API_USER, PASSWORD, policies=[("ALLOW", NO_LB_BIND)])
+    else:  # a firmware that refuses the whole request instead
+        fake.inject(method="PUT", resource="lbvserver_responderpolicy_binding", times=9,
+                    kind="error", status=403, errorcode=2138,
+                    message="Not authorized to execute this command [bind lb vserver web]")
+
+
+@pytest.mark.parametrize(("how", "count"), [("policy", 1), ("policy", 3), ("whole", 1)])
+def test_refused_bind_exits_4_naming_the_command_and_leaves_nothing(
+    fake: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], how: str, count: int,
+) -> None:
+    refuse_bind(fake, how)
+    user = API_USER if how == "policy" else "nsroot"
+    for name, value in {"NS_LE_HOME": str(tmp_path), "NS_URL": fake.url, "NS_USER": user,
+                        "NS_PASSWORD": PASSWORD, "NS_TLS_PIN": fake.cert_sha256,
+                        "NS_VSERVER": "web"}.items():
+        monkeypatch.setenv(name, value)
+    triples = [arg for c in names(count) for arg in (c.domain, c.token, c.key_authorization)]
+
+    code = cli.main(["challenge", *triples])
+
+    err = capsys.readouterr().err
+    assert code == ExitStatus.AUTH == 4, err
+    assert "Not authorized to execute this command [bind lb vserver web" in err
+    assert "see 'ns-letsencrypt policy'" in err
+    assert PASSWORD not in err
+    assert ours(fake) == {"actions": [], "policies": [], "bound": []}
+    assert [r for r in fake.requests if r.method == "POST" and r.status < 300]  # it had added
+
+
+def test_deploy_raises_the_refused_command(fake: Any) -> None:
+    fake.add_user(API_USER, PASSWORD, policies=[("ALLOW", NO_LB_BIND)])
+    settings = fake_settings(fake, username=API_USER)
+    with open_client(settings) as client, pytest.raises(NitroPermissionError) as caught:
+        challenge.deploy(client, settings, names(2))
+    assert (caught.value.command or "").startswith("bind lb vserver web -policyName le-acme-")
 
 
 # -- clean ------------------------------------------------------------------------------
