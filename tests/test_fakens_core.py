@@ -390,15 +390,16 @@ def test_cli_rendering(fake: FakeNetScaler, method: str, path: str, body: Any,
 def test_standalone_runs_until_sigterm(tmp_path: Any) -> None:
     env = {**os.environ, "FAKENS_PASSWORD": "standalone-pw"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakens", "--lbvserver", "web"],
-                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakens", "--lbvserver", "web",
+                             "--sslvserver", "vs-ssl"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         ready = json.loads(proc.stdout.readline())
         with RawNitro(ready["url"], verify=ready["cert_file"]) as client:
             client.headers = {"X-NITRO-USER": "nsroot", "X-NITRO-PASS": "standalone-pw"}
             assert client.get("lbvserver/web").status == 200
+            assert client.get("sslvserver/vs-ssl").status == 200
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
     finally:
@@ -408,6 +409,7 @@ def test_standalone_runs_until_sigterm(tmp_path: Any) -> None:
     assert proc.returncode == 0, err
     assert "standalone-pw" not in out + err
     assert set(ready) >= {"url", "http_url", "cert_file", "cert_sha256", "dataplane_port"}
+    assert isinstance(ready["tls_port"], int)
 
 
 def test_overlapping_faults_apply_one_at_a_time(fake: FakeNetScaler, nitro: RawNitro) -> None:

@@ -54,20 +54,9 @@ say "starting the fake NetScaler (python -m tests.fakens)"
 umask 077
 head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$demo/ns-password"
 umask 022
-# python -m tests.fakens, plus one SSL vserver for the TLS data plane (its CLI has no option
-# for that): the certificate bound to it is what a TLS client of the "appliance" receives.
-"$py" - --password-file "$demo/ns-password" --lbvserver web:HTTP:80:UP \
-  >"$demo/fakens.json" 2>"$demo/fakens.log" <<EOF &
-import sys
-import tests.fakens.__main__ as standalone
-plain_build = standalone.build
-def build(args):
-    fake = plain_build(args)
-    fake.add_sslvserver("$SSL_VSERVER")
-    return fake
-standalone.build = build
-sys.exit(standalone.main(sys.argv[1:]))
-EOF
+# The certificate bound to the SSL vserver is what a TLS client of the "appliance" receives.
+"$py" -m tests.fakens --password-file "$demo/ns-password" --lbvserver web:HTTP:80:UP \
+  --sslvserver "$SSL_VSERVER" >"$demo/fakens.json" 2>"$demo/fakens.log" &
 pids+=($!)
 wait_ready "${pids[-1]}" "$demo/fakens.json" "the fake NetScaler"
 ns_url="$(json "$demo/fakens.json" url)"

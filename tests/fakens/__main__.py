@@ -15,6 +15,8 @@ Passwords never come from the command line: the ``nsroot`` password is read from
 ``--password-file`` or ``$FAKENS_PASSWORD`` (default ``nsroot``, the factory default);
 further users come from ``--users-file`` (lines ``name:password``). Command policies for a
 user are given with ``--policy user=ALLOW:regex`` (repeatable, in priority order).
+``--sslvserver NAME`` adds an SSL vserver; the certkey bound to the first one is what a TLS
+client of ``tls_port`` receives.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         metavar="NAME[:TYPE[:PORT[:STATE]]]", help="add an lb vserver")
     parser.add_argument("--csvserver", action="append", default=[],
                         metavar="NAME[:TYPE[:PORT[:STATE]]]", help="add a cs vserver")
+    parser.add_argument("--sslvserver", action="append", default=[], metavar="NAME",
+                        help="add an SSL vserver; the first one is what tls_port serves")
     parser.add_argument("--ha-state", default="Primary", help="state of node 0 (Primary)")
     parser.add_argument("--ha-peer", action="store_true", help="model an HA pair")
     parser.add_argument("--responder-disabled", action="store_true",
@@ -92,6 +96,8 @@ def build(args: argparse.Namespace) -> FakeNetScaler:
         fake.add_lbvserver(**vserver_spec(spec))
     for spec in args.csvserver:
         fake.add_csvserver(**vserver_spec(spec))
+    for name in args.sslvserver:
+        fake.add_sslvserver(name)
     policies: dict[str, list[tuple[str, str]]] = {}
     for item in args.policy:
         user, _, rule = item.partition("=")
