@@ -148,6 +148,7 @@ def write_cert_dir(directory: Path, leaf: Issued, hierarchy: Hierarchy,
     files["chain"].write_bytes(hierarchy.chain_pem())
     files["fullchain"].write_bytes(leaf.pem + hierarchy.chain_pem())
     files["key"].write_bytes(key_pem)
+    files["key"].chmod(0o600)  # dehydrated writes keys with umask 077
     return files
 
 
