@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Daily job: let dehydrated renew every certificate of domains.txt that is due (RENEW_DAYS),
-# deploying each through hooks/ns-hook.sh, then archive superseded files (-gc).
+# deploying each through hooks/ns-hook.sh, check that the appliance has every certificate
+# (ns-letsencrypt reconcile), then archive superseded files (--cleanup).
 # Run it daily from cron or the systemd timer in systemd/; it does nothing when nothing is due.
 # Config: config.sh and domains.txt in NS_LE_HOME, or else next to this script.
-# Exit status: 0 ok; 2 set-up problem; 75 another run holds the lock; else dehydrated's failure.
+# Exit status: 0 ok; 2 set-up problem; 75 another run holds the lock; else dehydrated's failure
+# or that of ns-letsencrypt reconcile (8: a certificate could not be deployed).
 set -euo pipefail
 NSLE_NAME="$(basename -- "$0")"
 # shellcheck source=tools/common.sh
@@ -17,6 +19,7 @@ main() {
     nsle_err "dehydrated --cron failed with exit status $rc; see the lines above"
     return "$rc"
   }
+  nsle_reconcile || return
   nsle_run "$NSLE_DEHYDRATED" --cleanup --config "$NSLE_CONFIG" || {
     local rc=$?
     nsle_err "dehydrated --cleanup failed with exit status $rc"

@@ -5,8 +5,9 @@
 #                                    (any of its names, or its "> alias"); the others are left
 #                                    alone, so the CA's duplicate-certificate limit is not hit
 # Config: config.sh and domains.txt in NS_LE_HOME, or else next to this script.
+# Then every certificate of domains.txt is checked on the appliance (ns-letsencrypt reconcile).
 # Exit status: 0 ok; 2 set-up problem or unknown NAME; 75 another run holds the lock; else
-# dehydrated's failure.
+# dehydrated's failure or that of ns-letsencrypt reconcile (8: a certificate is not deployed).
 set -euo pipefail
 NSLE_NAME="$(basename -- "$0")"
 # shellcheck source=tools/common.sh
@@ -76,6 +77,7 @@ main() {
     nsle_err "dehydrated --cron --force failed with exit status $rc; see the lines above"
     return "$rc"
   }
+  nsle_reconcile || return
   nsle_log "done"
 }
 

@@ -1,9 +1,11 @@
 """ns-cronjob.sh, ns-forcerenew.sh and tools/common.sh.
 
-With a stub dehydrated (records its arguments): discovery order (bash and Python agree), the
-missing-dehydrated message, the lock, argument plumbing, exit codes, timestamps. End to end
-with pebble + real dehydrated + the fake NetScaler (tests/stack.py): issue, renew nothing,
-force one certificate while the other is not re-issued, register.
+With a stub dehydrated and a stub Python (both record their arguments): discovery order (bash
+and Python agree), the missing-dehydrated message, the lock, argument plumbing, the final
+``ns-letsencrypt reconcile``, exit codes, timestamps. End to end with pebble + real dehydrated +
+the fake NetScaler (tests/stack.py): issue, renew nothing, force one certificate while the other
+is not re-issued, a certificate the appliance lost and cannot take fails the run until it is
+deployed again, register.
 """
 
 from __future__ import annotations
@@ -78,9 +80,17 @@ class Install:
         self.path_dehydrated = stub(tmp / "pathbin" / "dehydrated",
                                     'for a in "$@"; do case "$prev" in --domains-txt) '
                                     'cat "$a" >>"$STUB_LOG";; esac; prev="$a"; done')
+        self.python = stub(tmp / "pybin" / "python", 'exit "${PY_EXIT:-0}"')
         self.env = {"PATH": f"{self.path_dehydrated.parent}:{self.bin}",
                     "NS_LE_HOME": str(self.home), "STUB_LOG": str(self.log),
-                    "HOME": str(tmp)}
+                    "HOME": str(tmp), "NS_LE_PYTHON": str(self.python)}
+
+    def reconcile_call(self, domains_txt: Optional[Path] = None,
+                       certs_dir: Optional[Path] = None) -> str:
+        """How the scripts run ``ns-letsencrypt reconcile`` (dehydrated's default paths)."""
+        return (f"{self.python} -m ns_letsencrypt reconcile "
+                f"--domains-txt {domains_txt or self.home / 'domains.txt'} "
+                f"--certs-dir {certs_dir or self.home / 'certs'}")
 
     def run(self, script: str, *args: str, env: Optional[dict[str, str]] = None,
             wait: bool = True) -> Any:
@@ -109,6 +119,7 @@ def test_cronjob_renews_then_archives_with_timestamped_logs(inst: Install) -> No
     assert result.returncode == 0, result.stderr
     config = inst.home / "config.sh"
     assert inst.calls() == [f"{inst.path_dehydrated} --cron --config {config}",
+                            inst.reconcile_call(),
                             f"{inst.path_dehydrated} --cleanup --config {config}"]
     assert (inst.home / ".acme-challenges").is_dir()
     lines = result.stdout.splitlines()
@@ -121,18 +132,20 @@ def test_forcerenew_without_arguments_forces_everything(inst: Install) -> None:
 
     assert result.returncode == 0, result.stderr
     assert inst.calls() == [
-        f"{inst.path_dehydrated} --cron --force --config {inst.home / 'config.sh'}"]
+        f"{inst.path_dehydrated} --cron --force --config {inst.home / 'config.sh'}",
+        inst.reconcile_call()]
 
 
 def test_forcerenew_selects_whole_lines_by_any_name_or_alias(inst: Install) -> None:
     result = inst.run("ns-forcerenew.sh", "EXAMPLE.test", "shop", "shop2.example.test")
 
     assert result.returncode == 0, result.stderr
-    call, *selected = inst.calls()
+    call, *selected, reconcile = inst.calls()
     assert call.startswith(f"{inst.path_dehydrated} --cron --force --config ")
     assert "--domains-txt" in call
     assert selected == ["www.example.test example.test",
                         "shop.example.test  shop2.example.test>shop"]
+    assert reconcile == inst.reconcile_call()  # every certificate, not only the forced ones
     assert not list(inst.home.glob(".forcerenew-domains.*"))  # the subset file is removed
 
 
@@ -154,6 +167,54 @@ def test_dehydrated_failure_is_the_exit_status(inst: Install) -> None:
     err = result.stderr.splitlines()
     assert any(STAMP.match(line) and line.endswith("ERROR: Challenge is invalid") for line in err)
     assert "dehydrated --cron failed with exit status 3" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["ns-cronjob.sh", "ns-forcerenew.sh"])
+def test_failed_reconcile_is_the_exit_status(inst: Install, script: str) -> None:
+    stub(inst.python, 'echo "deploy failed at step \'add certkey\'" >&2; exit 8')
+
+    result = inst.run(script)
+
+    assert result.returncode == 8
+    assert inst.calls()[-1] == inst.reconcile_call()  # and no --cleanup after it
+    assert "deploy failed at step 'add certkey'" in result.stderr
+    assert "ns-letsencrypt reconcile failed with exit status 8" in result.stderr
+
+
+def test_reconcile_uses_the_paths_config_sh_gives_dehydrated(inst: Install,
+                                                              tmp_path: Path) -> None:
+    elsewhere = tmp_path / "state"
+    (inst.home / "config.sh").write_text(
+        f'BASEDIR="{elsewhere}"\nWELLKNOWN="${{BASEDIR}}/wk"\n'
+        'DOMAINS_TXT="${BASEDIR}/names.txt"\n')
+
+    assert inst.run("ns-cronjob.sh").returncode == 0
+    assert inst.reconcile_call(elsewhere / "names.txt", elsewhere / "certs") in inst.calls()
+
+    (inst.home / "config.sh").write_text('CERTDIR="/srv/certs"\n')
+    inst.log.unlink()
+    assert inst.run("ns-cronjob.sh").returncode == 0
+    assert inst.reconcile_call(certs_dir=Path("/srv/certs")) in inst.calls()
+
+
+@pytest.mark.parametrize("case", ["explicit", "venv", "path"])
+def test_reconcile_finds_python_like_the_hook(inst: Install, tmp_path: Path, case: str) -> None:
+    record = 'printf "%s PYTHONPATH=%s\\n" "$0" "$PYTHONPATH" >>"$PY_LOG"'
+    explicit = stub(tmp_path / "explicit" / "python", record)
+    venv = stub(inst.code / ".venv" / "bin" / "python", record)
+    on_path = stub(tmp_path / "pathbin" / "python3", record)
+    env = {"PY_LOG": str(tmp_path / "py.log"), "NS_LE_PYTHON": "",
+           "PATH": f"{on_path.parent}:{inst.env['PATH']}"}
+    if case == "explicit":
+        env["NS_LE_PYTHON"] = str(explicit)
+    if case == "path":
+        shutil.rmtree(inst.code / ".venv")
+
+    result = inst.run("ns-cronjob.sh", env=env)
+
+    assert result.returncode == 0, result.stderr
+    used = {"explicit": explicit, "venv": venv, "path": on_path}[case]
+    assert (tmp_path / "py.log").read_text() == f"{used} PYTHONPATH={inst.code}\n"
 
 
 def test_missing_config_is_a_setup_error(inst: Install) -> None:
@@ -355,6 +416,39 @@ def test_cron_issues_and_deploys_then_force_renews_only_the_named_certificate(
     served = served_serials(ns)
     assert served["le-shop.example.test"].lstrip("0") == new_shop.lstrip("0")
     assert served["le-www.example.test"].lstrip("0") == www.lstrip("0")
+
+
+def test_certificate_the_appliance_lost_fails_the_run_until_it_is_deployed_again(
+        acme: Any, ns: Any) -> None:
+    from ns_letsencrypt.session import open_client
+    from tests.conftest import fake_settings
+
+    home, env = e2e_home(acme, "www.example.test\n")
+    first = subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stdout + first.stderr
+    www = serial_of(home, "www.example.test")
+    with open_client(fake_settings(ns)) as client:  # e.g. an old configuration was restored
+        client.delete("sslcertkey", "le-www.example.test")
+    ns.inject(method="POST", resource="sslcertkey", kind="error", times=50, status=599,
+              errorcode=1538, message="Certificate and private key do not match")
+
+    failed = subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+
+    # Nothing was due, so dehydrated itself succeeded; exit_hook's failure was only printed.
+    output = failed.stdout + failed.stderr
+    assert "Skipping renew" in failed.stdout
+    assert "exit_hook returned with non-zero exit code!" in failed.stderr
+    assert failed.returncode == 8, output
+    assert "ns-letsencrypt reconcile failed with exit status 8" in failed.stderr
+    assert re.search(r"deploy failed at step '[^']+'", failed.stderr), failed.stderr
+    assert "le-www.example.test" not in served_serials(ns)
+
+    ns.clear_faults()
+    fixed = subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert served_serials(ns)["le-www.example.test"].lstrip("0") == www.lstrip("0")
+    assert serial_of(home, "www.example.test") == www  # redeployed, not re-issued
 
 
 def test_register_passes_the_email_through_the_environment(acme: Any, tmp_path: Path,

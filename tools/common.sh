@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared functions of ns-cronjob.sh and ns-forcerenew.sh (sourced, never executed):
-# where the code and the configuration live, which dehydrated to run, the run lock, and
-# timestamped log lines. The Python side (ns_letsencrypt/register.py) locates dehydrated in
+# where the code and the configuration live, which dehydrated to run, the run lock, the final
+# reconciliation with the appliance, and timestamped log lines. The Python side (ns_letsencrypt/register.py) locates dehydrated in
 # the same order; tests/test_scripts.py checks that both agree.
 
 # Exit status when another run holds the lock (EX_TEMPFAIL: "try again later"); distinct from
@@ -114,6 +114,40 @@ nsle_ensure_wellknown() {
   if [[ -n "$wellknown" ]]; then
     mkdir -p -- "$wellknown"
   fi
+}
+
+# The Python that runs ns_letsencrypt, in the order of hooks/ns-hook.sh: $NS_LE_PYTHON, the
+# virtualenv <code>/.venv ($1), python3 on PATH.
+nsle_python() {
+  if [[ -n "${NS_LE_PYTHON:-}" ]]; then
+    printf '%s\n' "$NS_LE_PYTHON"
+  elif [[ -x "$1/.venv/bin/python" ]]; then
+    printf '%s\n' "$1/.venv/bin/python"
+  else
+    printf '%s\n' python3
+  fi
+}
+
+# After dehydrated succeeded: compare every certificate of domains.txt with the appliance once
+# more and redeploy what differs. exit_hook does the same, but dehydrated 0.7 ignores its exit
+# status (it only prints "exit_hook returned with non-zero exit code!"), so without this a
+# certificate that could not be deployed would leave the run exiting 0. When everything is in
+# place this costs 4 NITRO requests. Paths as dehydrated derives them from config.sh. Returns
+# the status of `ns-letsencrypt reconcile` (8: a certificate is not deployed).
+nsle_reconcile() {
+  local basedir domains_txt certs_dir py rc
+  basedir="$(nsle_config_value "$NSLE_HOME" "$NSLE_CONFIG" BASEDIR "$NSLE_HOME")" || return
+  domains_txt="$(nsle_config_value "$NSLE_HOME" "$NSLE_CONFIG" DOMAINS_TXT "$basedir/domains.txt")" || return
+  certs_dir="$(nsle_config_value "$NSLE_HOME" "$NSLE_CONFIG" CERTDIR "$basedir/certs")" || return
+  py="$(nsle_python "$NSLE_CODE")"
+  nsle_log "checking every certificate of $domains_txt on the appliance"
+  PYTHONPATH="$NSLE_CODE${PYTHONPATH:+:$PYTHONPATH}" nsle_run "$py" -m ns_letsencrypt \
+    reconcile --domains-txt "$domains_txt" --certs-dir "$certs_dir" || {
+    rc=$?
+    nsle_err "ns-letsencrypt reconcile failed with exit status $rc: the appliance does not" \
+      "have every certificate (see the lines above); the next run tries again"
+    return "$rc"
+  }
 }
 
 # Everything both scripts do before running dehydrated. Sets NSLE_CODE, NSLE_HOME,
