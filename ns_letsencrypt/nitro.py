@@ -398,7 +398,7 @@ def _plain(obj: Payload) -> Union[JsonObj, list[JsonObj]]:
 
 def _bulk_unsupported(exc: NitroApiError) -> bool:
     return exc.errorcode in BULK_UNSUPPORTED_CODES or (
-        exc.http_status in (400, 405) and exc.errorcode not in (0, 1243)
+        exc.http_status in (400, 405, 501) and exc.errorcode not in (0, 1243)
     )
 
 
