@@ -410,7 +410,7 @@ def _bulk(send: Callable[[], Any], count: int) -> list[tuple[int, str]]:
             if count == 1:
                 return [(exc.errorcode, exc.nitro_message)]
             raise
-        answers = list(getattr(exc, "responses", []))
+        answers = list(exc.responses)
         _raise_refused_command(exc, answers)
         results = [(_int(a.get("errorcode", 0)), str(a.get("message", ""))) for a in answers]
         # With onerror=exit the appliance stops at the first failure: the rest did not happen.
@@ -570,7 +570,7 @@ def _remove(
         return []
     except NitroApiError as exc:
         if exc.errorcode == BULK_FAILED:
-            answers = list(getattr(exc, "responses", []))
+            answers = list(exc.responses)
             return [f"{action} {resource} {_key_text(key)}: {a.get('message', '')}"
                     for key, a in zip(keys, answers)
                     if _int(a.get("errorcode", 0)) not in GONE_CODES | {0}]

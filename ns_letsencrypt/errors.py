@@ -129,6 +129,8 @@ class NitroApiError(NitroError):
         self.errorcode = errorcode
         self.nitro_message = nitro_message
         self.severity = severity
+        # one answer per item when a bulk request failed in part (HTTP 207, errorcode 1243)
+        self.responses: list[dict[str, Any]] = []
         text = (
             f"{method} {resource} failed: HTTP {http_status}, "
             f"errorcode {errorcode}: {nitro_message}"

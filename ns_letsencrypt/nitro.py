@@ -446,7 +446,7 @@ def _decode(method: str, resource: str, response: requests.Response) -> JsonObj:
     if not failed:
         return body
     error = NitroApiError.from_body(method, resource, status, body)
-    error.responses = [r for r in body.get("response", []) if isinstance(r, dict)]  # type: ignore[attr-defined]
+    error.responses = [r for r in body.get("response", []) if isinstance(r, dict)]
     raise error
 
 
