@@ -62,17 +62,40 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
                         help="show tracebacks and every NITRO request (never bodies)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser; each command registers itself in COMMANDS below."""
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The parser; each command registers itself in COMMANDS below.
+
+    With ``argv``, only the command named there gets its options: configuring a command
+    imports its module, and ``--version`` or a hook must not pay for every command's imports
+    (requests, cryptography) at every start.
+    """
     parser = argparse.ArgumentParser(
         prog="ns-letsencrypt",
         description="Let's Encrypt certificates for Citrix NetScaler ADC, driven by dehydrated.",
     )
     _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = _command_in(argv) if argv is not None else None
     for name, (help_text, configure, _run) in COMMANDS.items():
-        configure(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if argv is None or name == chosen:
+            configure(command_parser)
     return parser
+
+
+_VALUE_OPTIONS = frozenset({"--env-file", "--legacy-config", "--url", "--user", "--vserver",
+                            "--vserver-type"})
+
+
+def _command_in(argv: Sequence[str]) -> Optional[str]:
+    """The command named in ``argv`` (the first word that is not a global option or its value)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in _VALUE_OPTIONS:
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token
+    return None
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
@@ -91,7 +114,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; return its exit status (see errors.ExitStatus)."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)
