@@ -86,3 +86,12 @@ def fake_env(tmp_path: Any, fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
                         "NS_VSERVER": "web"}.items():
         monkeypatch.setenv(name, value)
     return tmp_path
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After the results: the fault matrix's table (cases and survivors), if it ran."""
+    import sys
+
+    matrix = sys.modules.get("tests.test_fault_matrix")
+    if matrix is not None:
+        matrix.write_summary(terminalreporter)

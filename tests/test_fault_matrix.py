@@ -430,21 +430,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 SUMMARY: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def summary_table(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After the module: cases and survivors per flow and fault kind, on the terminal."""
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or not SUMMARY:
-        return
-    # Teardown output is captured; the table is for the person watching the run.
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        write_summary(reporter)
-
-
 def write_summary(reporter: Any) -> None:
-    """The table: survived/cases per flow (rows) and fault kind (columns), then the total."""
+    """The table: survived/cases per flow (rows) and fault kind (columns), then the total.
+
+    ``tests/conftest.py`` calls it from ``pytest_terminal_summary``, after the results.
+    """
+    if not SUMMARY:
+        return
     flows = sorted({flow for flow, _ in SUMMARY}, key=lambda f: [x.name for x in FLOWS].index(f)
                    if f in FLOWS_BY_NAME else 99)
     reporter.write_line("")
