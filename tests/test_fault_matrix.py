@@ -5,7 +5,8 @@ against a fresh fake NetScaler, and the calls it made (``fake.requests``) become
 parameters. A flow that grows a call is covered by the next test run without an edit.
 
 For each recorded call and each fault kind (NITRO 5xx error body, connection reset, read
-timeout, session expired / 444) one case runs the flow through ``cli.main`` with that call
+timeout, session expired / 444, and for writes a lost answer: carried out, then the connection
+drops) one case runs the flow through ``cli.main`` with that call
 failing, and checks:
 
 * the exit status is non-zero, or the run really succeeded (the flow's desired state holds:
@@ -55,7 +56,8 @@ READ_TIMEOUT = 1.0
 FAULT_DELAY = 3.0  # the injected "timeout" fault holds the answer this long (cut on stop)
 SITE = "www.example.com"  # the certificate the deploy flows install
 ADMIN_SITE = "intranet.example.net"  # the admin's own certificate, served before ours
-KINDS = ("error", "reset", "timeout", "expire")
+# "lost": a write is carried out, then the connection drops before the answer (did it happen?)
+KINDS = ("error", "reset", "timeout", "expire", "lost")
 STEP_WORDS = ("step", "startup check", "deploy", "clean", "save", "login", "challenge")
 
 
@@ -400,8 +402,11 @@ def record(flow: Flow) -> list[CallRef]:
 
 
 def _applies(kind: str, call: CallRef) -> bool:
-    # There is no session to expire before the login itself.
-    return not (kind == "expire" and call.resource == "login")
+    if kind == "expire":  # there is no session to expire before the login itself
+        return call.resource != "login"
+    if kind == "lost":
+        return call.method != "GET" and call.resource not in ("login", "logout")
+    return True
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -490,6 +495,8 @@ def inject(fake: FakeNetScaler, kind: str, call: CallRef) -> None:
                     message="Operation not permitted (injected)")
     elif kind == "timeout":
         fake.inject(**common, kind="timeout", delay=FAULT_DELAY)
+    elif kind == "lost":
+        fake.inject(**common, kind="reset", after=True)
     else:
         fake.inject(**common, kind=kind)
 
