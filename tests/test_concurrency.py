@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +64,8 @@ log={log}
 echo "start $$" >>"$log"
 "$hook" startup_hook
 "$hook" deploy_challenge {challenges}
-sleep 1
+# Hold the run open until the test lets it go (the other run must meet it mid-run).
+for _ in $(seq 1200); do [ -e {release} ] && break; sleep 0.1; done
 "$hook" clean_challenge {challenges}
 certs="$BASEDIR/certs/{site}"
 "$hook" deploy_cert {site} "$certs/privkey.pem" "$certs/cert.pem" "$certs/fullchain.pem" \\
@@ -89,7 +91,7 @@ def scheduled_home(stage: Stage) -> Path:
     challenges = " ".join(item for triple in TOKENS for item in triple)
     stand_in = home / "dehydrated-stand-in"
     stand_in.write_text(STAND_IN.format(hook=HOOK, log=home / "runs.log", site=SITE,
-                                        challenges=challenges))
+                                        challenges=challenges, release=home / "release"))
     stand_in.chmod(0o755)
     return home
 
@@ -99,6 +101,17 @@ def start_cron(stage: Stage, home: Path, **extra: str) -> subprocess.Popen[str]:
                     DEHYDRATED=str(home / "dehydrated-stand-in"), **extra)
     return subprocess.Popen(["bash", str(CRON)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_any(runs: list[subprocess.Popen[str]], timeout: float = 120) -> int:
+    """Index of the first of ``runs`` to exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for index, run in enumerate(runs):
+            if run.poll() is not None:
+                return index
+        time.sleep(0.05)
+    raise AssertionError("neither scheduled run finished")
 
 
 def finish(run: subprocess.Popen[str]) -> tuple[int, str]:
@@ -121,7 +134,10 @@ def assert_converged(stage: Stage) -> None:
 def test_second_scheduled_run_exits_cleanly_while_the_first_works(stage: Stage) -> None:
     home = scheduled_home(stage)
     runs = [start_cron(stage, home), start_cron(stage, home)]
+    first_done = wait_for_any(runs)  # the one that did not get the lock; the other is held
+    (home / "release").touch()
     results = [finish(run) for run in runs]
+    assert results[first_done][0] == LOCKED, results
     statuses = sorted(status for status, _ in results)
     assert statuses == [0, LOCKED], results
     locked_output = next(text for status, text in results if status == LOCKED)
@@ -133,6 +149,7 @@ def test_second_scheduled_run_exits_cleanly_while_the_first_works(stage: Stage) 
 
 def test_scheduled_runs_with_lock_wait_follow_each_other(stage: Stage) -> None:
     home = scheduled_home(stage)
+    (home / "release").touch()
     runs = [start_cron(stage, home, NS_LOCK_WAIT="120"), start_cron(stage, home,
                                                                     NS_LOCK_WAIT="120")]
     results = [finish(run) for run in runs]
