@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import logging
 import os
 import shutil
 import socket
@@ -94,10 +95,20 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def run_cli(argv: Sequence[str], env: Mapping[str, str]) -> Result:
-    """``cli.main(argv)`` with ``env`` as the environment; stdout and stderr captured."""
+    """``cli.main(argv)`` with ``env`` as the environment; stdout and stderr captured.
+
+    cli.main points the package logger at the (captured) stderr and stops propagation; that is
+    undone afterwards, also when this runs at collection time, outside any test's fixtures.
+    """
     out, err = io.StringIO(), io.StringIO()
-    with patched_environ(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main(list(argv))
+    logger = logging.getLogger("ns_letsencrypt")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    try:
+        with patched_environ(env), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            status = cli.main(list(argv))
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
     return Result(status, out.getvalue(), err.getvalue())
 
 
