@@ -87,8 +87,12 @@ def load_bundle(
                 hint="pass dehydrated's chain.pem of the same certificate",
             )
     if not chain:
-        logger.warning("%s holds no intermediate; clients may not be able to build the chain",
-                       chainfile)
+        # Deploying a leaf without its issuer would serve a broken chain to every client that
+        # does not happen to cache the intermediate: refuse, the old certificate keeps serving.
+        raise InputError(
+            f"{chainfile} holds no intermediate certificate",
+            hint="pass dehydrated's chain.pem of the same certificate",
+        )
     name = alias or (domain.strip().lower() if domain else leaf.primary_name)
     return Bundle(name=name, leaf=leaf, key=key, chain=tuple(chain), source=certfile)
 

@@ -237,6 +237,8 @@ CERT_CASES = [
     cert_case("cert-not-utf8", "not a clean pem",
               lambda s, f: f["cert"].write_bytes(b"\xff\xfe\x00binary")),
     cert_case("cert-chain-of-another-ca", "did not issue", _wrong_chain),
+    cert_case("cert-chain-empty", "holds no intermediate",
+              lambda s, f: f["chain"].write_bytes(b"")),
     cert_case("cert-fullchain-as-cert", "exactly one certificate", _fullchain_as_cert),
     cert_case("cert-key-is-a-directory", "cannot read", _key_is_directory),
     cert_case("cert-key-is-a-certificate", "expected a private key",
