@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 VSERVER_TYPES = ("lb", "cs", "global")
 PREFLIGHT_MODES = ("on", "warn", "off")
 SAVE_MODES = ("always", "changed", "never")
-AUTH_MODES = ("session", "header")
+AUTH_MODES = ("auto", "session", "header")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Settings:
     url: str  # NS_URL, e.g. https://10.0.0.5 (legacy: connectiontype + nitroNSIP)
     username: str  # NS_USER (legacy: nitroUser)
     password: str = field(repr=False)  # NS_PASSWORD or NS_PASSWORD_FILE (legacy: nitroPass)
-    auth: str = "session"  # NS_AUTH: session (login + cookie) or header (X-NITRO-USER/PASS)
+    auth: str = "auto"  # NS_AUTH: auto | session (login + cookie) | header (X-NITRO-USER/PASS)
     ca_bundle: Optional[str] = None  # NS_CA_BUNDLE: CA file that signed the management cert
     tls_pin: Optional[str] = None  # NS_TLS_PIN: SHA-256 of the management cert, 64 hex digits
     tls_insecure: bool = False  # NS_TLS_VERIFY=insecure: no verification (logged loudly)

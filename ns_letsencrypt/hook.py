@@ -154,15 +154,15 @@ def _issued_this_run() -> bool:
 def deploy_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:
     """Deploy all challenges of this call (one triple, or all with HOOK_CHAIN=yes).
 
-    The startup checks already ran in startup_hook, so this costs login, one read of the
-    bindings, three bulk writes and logout. A refused write (e.g. a command policy that does
-    not allow the bind) or a failed pre-flight (NS_PREFLIGHT=on) removes what was deployed and
-    fails, so dehydrated stops before asking the CA.
+    The startup checks already ran in startup_hook, so this costs one read of the bindings and
+    three bulk writes (plus login and logout with NS_AUTH=session). A refused write (e.g. a
+    command policy that does not allow the bind) or a failed pre-flight (NS_PREFLIGHT=on)
+    removes what was deployed and fails, so dehydrated stops before asking the CA.
     """
     challenges = challenge.parse_triples(args)
     challenge.validate(challenges)  # before loading settings or logging in: no write at all
     settings = load_settings()
-    with open_client(settings) as client:
+    with open_client(settings, brief=True) as client:
         try:
             deployment = challenge.deploy(client, settings, challenges)
             challenge.preflight(client, settings, challenges, deployment)
@@ -188,7 +188,7 @@ def clean_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:
     challenges = challenge.parse_triples(args)
     settings = load_settings()
     try:
-        with open_client(settings) as client:
+        with open_client(settings, brief=True) as client:
             problems = challenge.clean(client, settings, challenges)
     except (NitroError, ChallengeError) as exc:
         problems = [str(exc)]

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/nitro/v1/config/"
 SESSION_LOST_CODES = frozenset({444, 1027})
+# "no usable credentials on this request": header auth disabled (1244), or not understood and
+# the request treated as one without a session (444, 1027)
+HEADER_REFUSED_CODES = frozenset({1244}) | SESSION_LOST_CODES
 # answers meaning "this firmware does not know the bulk form": fall back to one call per object
 BULK_UNSUPPORTED_CODES = frozenset({1240, 1090, 1233})
 _PIN_MISMATCH = re.compile(
@@ -94,6 +97,12 @@ def fetch_server_fingerprint(url: str, timeout: float = 5.0) -> str:
 
 class NitroClient:
     """A NITRO session. Use as a context manager: logs in on enter, out on exit.
+
+    ``auth`` is ``session`` (POST login, then the session cookie), ``header`` (user and password
+    in X-NITRO-USER/X-NITRO-PASS on every request, nothing to log in or out), or ``auto``: header
+    authentication, switching to a session for the rest of the client's life when the appliance
+    does not accept it. Short-lived processes use ``auto``: two requests fewer, and a process
+    that is killed leaves no session behind on the appliance.
 
     Every public call returns decoded JSON or raises :class:`NitroConnectionError` (could not
     reach the appliance) or :class:`NitroApiError` and its subclasses (the appliance said no).
@@ -167,7 +176,7 @@ class NitroClient:
             NitroAuthError: the appliance refused the credentials.
             NitroConnectionError: the appliance could not be reached.
         """
-        if self.auth == "header":
+        if self._per_request_auth:
             return
         self._token = None
         body = {"login": {"username": self._username, "password": self._password}}
@@ -183,9 +192,13 @@ class NitroClient:
             )
         self._token = str(token)
 
+    @property
+    def _per_request_auth(self) -> bool:
+        return self.auth in ("header", "auto")
+
     def logout(self) -> None:
         """Close the session; failures are logged, never raised (we are leaving anyway)."""
-        if self.auth == "header" or not self._token:
+        if self._per_request_auth or not self._token:
             return
         try:
             self._send("POST", "logout", None, {}, {"logout": {}}, retry=False)
@@ -306,9 +319,15 @@ class NitroClient:
         try:
             return self._send(method, resource, name, query, body, retry=retry, onerror=onerror)[0]
         except NitroAuthError as exc:
-            if exc.errorcode not in SESSION_LOST_CODES or self.auth == "header":
+            if self.auth == "auto" and exc.errorcode in HEADER_REFUSED_CODES:
+                logger.info("the appliance does not accept header authentication (errorcode "
+                            "%s); logging in with a session instead", exc.errorcode)
+                self.auth = "session"
+            elif exc.errorcode not in SESSION_LOST_CODES or self.auth == "header":
                 raise
-            logger.info("NITRO session expired (errorcode %s); logging in again", exc.errorcode)
+            else:
+                logger.info("NITRO session expired (errorcode %s); logging in again",
+                            exc.errorcode)
             self.login()
             return self._send(method, resource, name, query, body, retry=retry, onerror=onerror)[0]
 
@@ -381,7 +400,7 @@ class NitroClient:
             headers["X-NITRO-ONERROR"] = onerror
         if resource == "login":
             return headers
-        if self.auth == "header":
+        if self._per_request_auth:
             headers["X-NITRO-USER"] = self._username
             headers["X-NITRO-PASS"] = self._password
         elif self._token:

@@ -10,13 +10,22 @@ from .config import Settings
 from .nitro import NitroClient
 
 
-def open_client(settings: Settings) -> NitroClient:
-    """A NitroClient for the configured appliance; use it as a context manager to log in."""
+def open_client(settings: Settings, *, brief: bool = False) -> NitroClient:
+    """A NitroClient for the configured appliance; use it as a context manager to log in.
+
+    ``brief`` marks a process that sends a handful of requests (a challenge hook call): with
+    ``NS_AUTH=auto`` it authenticates each request instead of opening a session, which saves
+    the login and logout round trips and leaves no session behind if the hook is killed.
+    Everything else opens one session.
+    """
+    auth = settings.auth
+    if auth == "auto" and not brief:
+        auth = "session"
     return NitroClient(
         settings.url,
         settings.username,
         settings.password,
-        auth=settings.auth,
+        auth=auth,
         ca_bundle=settings.ca_bundle,
         pin=settings.tls_pin,
         insecure=settings.tls_insecure,

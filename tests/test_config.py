@@ -225,7 +225,7 @@ def test_ca_bundle_must_exist(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("key", "given", "expected"), [
-    ("NS_AUTH", "basic", 'must be one of session | header, got "basic"'),
+    ("NS_AUTH", "basic", 'must be one of auto | session | header, got "basic"'),
     ("NS_TLS_VERIFY", "no", 'must be one of yes | insecure, got "no"'),
     ("NS_VSERVER_TYPE", "gslb", 'must be one of lb | cs | global, got "gslb"'),
     ("NS_PREFLIGHT", "maybe", 'must be one of on | warn | off, got "maybe"'),
@@ -706,5 +706,5 @@ def test_password_from_file_never_in_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, NS_PASSWORD="", NS_PASSWORD_FILE=str(secret), NS_AUTH=PASSWORD)
     assert PASSWORD not in str(info.value)
-    assert 'NS_AUTH (from environment): must be one of session | header, got "***"' in str(
+    assert 'NS_AUTH (from environment): must be one of auto | session | header, got "***"' in str(
         info.value)

@@ -89,6 +89,33 @@ def test_header_auth_with_a_wrong_password_is_an_auth_error(fake: Any) -> None:
     assert info.value.errorcode == 354
 
 
+def test_auto_auth_authenticates_each_request_without_a_session(fake: Any) -> None:
+    with client_for(fake, auth="auto") as client:
+        assert client.get("nsversion")
+        client.add("responderaction", action_obj("le-acme-auto"))
+    assert count(fake, "POST", "login") == 0 and count(fake, "POST", "logout") == 0
+    assert open_sessions(fake) == 0
+    assert fake.objects("responderaction", "le-acme-auto")
+
+
+def test_auto_auth_falls_back_to_a_session_when_header_auth_is_disabled(fake: Any) -> None:
+    fake.state.header_auth = False  # the appliance answers 401 / 1244
+    with client_for(fake, auth="auto") as client:
+        assert client.get("nsversion")
+        assert client.get("hanode")
+    assert count(fake, "POST", "login") == 1 and count(fake, "POST", "logout") == 1
+    assert open_sessions(fake) == 0
+    assert [r.status for r in fake.requests if r.resource == "nsversion"] == [401, 200]
+
+
+def test_auto_auth_with_a_wrong_password_does_not_retry_as_a_session(fake: Any) -> None:
+    with pytest.raises(NitroAuthError) as info, \
+            client_for(fake, auth="auto", password="wrong") as client:
+        client.get("nsversion")
+    assert info.value.errorcode == 354
+    assert count(fake, "POST", "login") == 0
+
+
 def test_plain_http_works(fake: Any) -> None:
     with client_for(fake, url=fake.http_url, pin=None) as client:
         assert client.is_plain_http
