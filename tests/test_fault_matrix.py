@@ -180,9 +180,10 @@ def challenge_args() -> list[str]:
     return [item for triple in TOKENS for item in triple]
 
 
-def challenges_answer(stage: Stage) -> bool:
+def challenges_answer(stage: Stage,
+                      tokens: tuple[tuple[str, str, str], ...] = TOKENS) -> bool:
     """True when the HTTP data plane answers every challenge with its key authorization."""
-    for domain, token, key_authorization in TOKENS:
+    for domain, token, key_authorization in tokens:
         request = urllib.request.Request(
             f"http://127.0.0.1:{stage.fake.dataplane_port}/.well-known/acme-challenge/{token}",
             headers={"Host": domain})
