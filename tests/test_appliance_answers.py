@@ -88,11 +88,14 @@ def test_unexpected_answer(flow_name: str, call: tuple[str, str, Optional[str]],
 def test_unexpected_answer_reads_clearly() -> None:
     """The message of an HTML page says what came back, not a JSON decoder's complaint."""
     with staged(hierarchy()) as stage:
-        stage.fake.inject(method="POST", resource="login", kind="html")
+        # the first request of a challenge hook call: it reads the bindings to pick priorities
+        stage.fake.inject(method="GET", resource="lbvserver_responderpolicy_binding",
+                          kind="html")
         result = stage.run("hook", "deploy_challenge", *challenge_args())
     assert result.status == 5
     line = result.error_lines[-1]
-    assert "text/html" in line and "Bad Gateway" in line and "login" in line
+    assert "text/html" in line and "Bad Gateway" in line
+    assert "lbvserver_responderpolicy_binding" in line
     assert "Expecting value" not in line
 
 
