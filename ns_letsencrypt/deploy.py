@@ -306,11 +306,15 @@ class _Undo:
 class Deployer:
     """Deploys certificates within one run (one NITRO session, one inventory, one save)."""
 
-    def __init__(self, client: NitroClient, settings: Settings, *, with_files: bool = False):
+    def __init__(self, client: NitroClient, settings: Settings, *, with_files: bool = False,
+                 report_unsaved: bool = True):
         self.client = client
         self.settings = settings
         self.changed = False
         self._with_files = with_files
+        # Inside a dehydrated run the challenges have already changed the configuration;
+        # startup_hook reported the admin's unsaved changes before that, so stay quiet here.
+        self._report_unsaved = report_unsaved
         self._inventory: Optional[Inventory] = None
         self._probed = False
         self._ha = False
@@ -394,7 +398,8 @@ class Deployer:
         # keeps a renewal within its request budget.
         items = self.client.get("nsconfig")
         config = items[0] if items else {}
-        if _truthy(config.get("configchanged")) and self.settings.save_config != "never":
+        if (self._report_unsaved and _truthy(config.get("configchanged"))
+                and self.settings.save_config != "never"):
             logger.warning("the appliance already had unsaved configuration changes before this "
                            "run; the save at the end of the run will include them")
         self._ha = str(config.get("systemtype", "")).strip().upper() == "HA"
@@ -722,14 +727,14 @@ def _deploy_error(step: str, plan: Plan, exc: Exception, failures: list[str]) ->
 
 def deploy_cert(
     client: NitroClient, settings: Settings, domain: Optional[str], keyfile: str, certfile: str,
-    chainfile: str, alias: Optional[str] = None,
+    chainfile: str, alias: Optional[str] = None, *, report_unsaved: bool = True,
 ) -> DeployResult:
     """Deploy one certificate (dehydrated's ``deploy_cert`` hook); no config save.
 
     Call :func:`finish_run` once at the end of the run with ``result.changed``.
     """
     bundle = load_bundle(keyfile, certfile, chainfile, domain, alias)
-    return Deployer(client, settings).deploy(bundle)
+    return Deployer(client, settings, report_unsaved=report_unsaved).deploy(bundle)
 
 
 def finish_run(client: NitroClient, settings: Settings, changed: bool) -> bool:

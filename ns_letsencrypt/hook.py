@@ -121,7 +121,8 @@ def _reconcile(client: NitroClient, settings: Settings) -> Optional[reconcile.Re
         logger.debug("no $BASEDIR/domains.txt: nothing to reconcile")
         return None
     certs_dir = os.environ.get("CERTDIR") or str(domains.parent / "certs")
-    return reconcile.reconcile(client, settings, domains, certs_dir)
+    deployer = deploy.Deployer(client, settings, with_files=True, report_unsaved=False)
+    return reconcile.reconcile(client, settings, domains, certs_dir, deployer=deployer)
 
 
 def _domains_file() -> Optional[Path]:
@@ -241,7 +242,7 @@ def _deploy_certificate(hook: str, args: Sequence[str], load_settings: SettingsL
     with open_client(settings) as client:
         # dehydrated exports the certificate's alias (its directory name) to the hook.
         result = deploy.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
-                                    alias=os.environ.get("alias") or None)
+                                    alias=os.environ.get("alias") or None, report_unsaved=False)
     logger.info("%s: %s -> certkey %s (%s)", hook, result.name, result.certkey, result.action)
     return 0
 
