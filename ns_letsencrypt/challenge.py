@@ -512,9 +512,9 @@ def sweep(
 
 
 def _ours(client: NitroClient, settings: Settings, resource: str) -> list[JsonObj]:
-    pattern = f"/^{re.escape(settings.challenge_prefix)}/"
-    items = client.get(resource, filter={"name": pattern})
-    # Filter again locally: a firmware that ignores the filter must not make us delete more.
+    # The whole list, filtered here: NITRO's regex filter (?filter=name:/^.../) is not matched
+    # the same way by every firmware, and one that compared it literally would hide leftovers.
+    items = client.get(resource)
     return [i for i in items if str(i.get("name", "")).startswith(settings.challenge_prefix)]
 
 
