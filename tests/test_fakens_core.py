@@ -23,7 +23,7 @@ import requests
 from cryptography import x509
 
 from tests.fakens import FakeNetScaler
-from tests.fakens.rawclient import RawNitro
+from tests.fakens.rawclient import RawNitro, as_policyless_user
 
 PASSWORD = "Fake-pw-1f3e"
 
@@ -377,10 +377,7 @@ def test_command_policy_allows_and_denies(fake: FakeNetScaler) -> None:
 ])
 def test_cli_rendering(fake: FakeNetScaler, method: str, path: str, body: Any,
                        cli: str) -> None:
-    fake.add_user("nobody", "nobody-pw", policies=[])
-    with RawNitro(fake.http_url) as client:
-        client.headers = {"X-NITRO-USER": "nobody", "X-NITRO-PASS": "nobody-pw"}
-        answer = client.request(method, path, body)
+    answer = as_policyless_user(fake, method, path, body)
     assert (answer.status, answer.errorcode) == (403, 2138)
     assert answer.message == f"Not authorized to execute this command [{cli}]"
 

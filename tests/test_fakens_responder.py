@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.fakens import FakeNetScaler
-from tests.fakens.rawclient import RawNitro
+from tests.fakens.rawclient import RawNitro, as_policyless_user
 
 PASSWORD = "Fake-pw-2b9c"
 TOKEN = "tok-Ab_1"
@@ -502,10 +502,7 @@ def test_restricted_user_is_denied_outside_its_prefix(fake: FakeNetScaler,
 ])
 def test_cli_rendering(fake: FakeNetScaler, method: str, path: str, body: Any,
                        cli: str) -> None:
-    fake.add_user("nobody", "nobody-pw", policies=[])
-    with RawNitro(fake.http_url) as client:
-        client.headers = {"X-NITRO-USER": "nobody", "X-NITRO-PASS": "nobody-pw"}
-        answer = client.request(method, path, body)
+    answer = as_policyless_user(fake, method, path, body)
     assert (answer.status, answer.errorcode) == (403, 2138)
     assert answer.message == f"Not authorized to execute this command [{cli}]"
 

@@ -84,3 +84,11 @@ class RawNitro:
 
     def delete(self, path: str, **kw: Any) -> Answer:
         return self.request("DELETE", path, **kw)
+
+
+def as_policyless_user(fake: Any, method: str, path: str, body: Any = None) -> Answer:
+    """Send one request as a user bound to no command policy (every command is refused)."""
+    fake.add_user("nobody", "nobody-pw", policies=[])
+    with RawNitro(fake.http_url) as client:
+        client.headers = {"X-NITRO-USER": "nobody", "X-NITRO-PASS": "nobody-pw"}
+        return client.request(method, path, body)
