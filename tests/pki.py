@@ -81,7 +81,9 @@ def make_ca(cn: str, parent: Optional[Issued] = None, algo: str = "ec",
 
 
 def make_leaf(issuer: Issued, names: list[str], algo: str = "ec",
-              key: Optional[Key] = None, days: int = 90) -> Issued:
+              key: Optional[Key] = None, days: float = 90,
+              issued_days_ago: float = 0) -> Issued:
+    """A server certificate valid until ``days`` from now (negative: already expired)."""
     key = key or new_key(algo)
     cert = (
         x509.CertificateBuilder()
@@ -89,7 +91,7 @@ def make_leaf(issuer: Issued, names: list[str], algo: str = "ec",
         .issuer_name(issuer.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(hours=1))
+        .not_valid_before(_now() - datetime.timedelta(days=issued_days_ago, hours=1))
         .not_valid_after(_now() + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
                        critical=False)

@@ -7,38 +7,22 @@ through NITRO the way an administrator or our deploy step would: upload, add, li
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from ns_letsencrypt import cli
 from ns_letsencrypt.nitro import NitroClient
 from tests.conftest import PASSWORD, USER, closed_port
-from tests.pki import Hierarchy, Issued, make_hierarchy, new_key, write_cert_dir
+from tests.pki import Hierarchy, Issued, make_hierarchy, make_leaf, write_cert_dir
 
 
 def leaf_cert(issuer: Issued, names: list[str], days_left: float) -> Issued:
     """A leaf valid from 60 days ago until ``days_left`` days from now (negative: expired)."""
-    key = new_key("ec")
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(issuer.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=60))
-        .not_valid_after(now + datetime.timedelta(days=days_left, hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(issuer.key, hashes.SHA256())
-    )
-    return Issued(cert, key)
+    return make_leaf(issuer, names, days=days_left + 1 / 24, issued_days_ago=60)
 
 
 def upload(client: NitroClient, filename: str, data: bytes) -> None:
