@@ -63,8 +63,9 @@ def issue(work: Path, pebble: Any, fake: Any, names: int, hook_chain: str) -> di
     base.mkdir(parents=True)
     wrapper, times = hook_wrapper(base)
     domains = [f"host{i:02d}.bench.test" for i in range(names)]
-    config = write_config(base / "dehydrated", pebble, wrapper, pebble.ensure_account(),
-                          hook_chain)
+    # A new account per run: pebble may reuse an account's authorizations and skip challenges.
+    account = pebble.new_account(base / "account")
+    config = write_config(base / "dehydrated", pebble, wrapper, account, hook_chain)
     env = {**_base_env(), **hook_env(base, fake), "TMPDIR": str(base)}
     argv = [DEHYDRATED, "-c", "-f", str(config)]
     for domain in domains:

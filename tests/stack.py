@@ -10,8 +10,8 @@ these fixtures without importing them (import helpers such as :class:`Stack` for
 ``pebble_factory`` (session)
     ``pebble_factory(chain_length=None) -> Pebble``: a new pebble (+ its own challtestsrv) with
     ``PEBBLE_CHAIN_LENGTH`` if given. Every instance is stopped at the end of the session.
-    ``Pebble.restart(chain_length=...)`` gives a new root and intermediates (a new issuer) and a
-    fresh ACME account directory (pebble forgets accounts when it restarts).
+    ``Pebble.restart(chain_length=...)`` gives a new root and intermediates (a new issuer);
+    pebble forgets accounts when it restarts, and every run registers a new one anyway.
 ``pebble`` (session)
     The default instance (chain length 1: leaf + one intermediate).
 ``ns`` (function)
@@ -20,7 +20,9 @@ these fixtures without importing them (import helpers such as :class:`Stack` for
 ``acme`` (function)
     A :class:`Stack` for this test: its own BASEDIR and a hook environment pointing at ``ns``.
     ``acme.run_dehydrated("-c", "-d", "www.example.test", hook_chain="yes")`` returns the
-    ``CompletedProcess`` (``check=True`` asserts exit 0 and shows the output otherwise);
+    ``CompletedProcess`` (``check=True`` asserts exit 0 and shows the output otherwise); each
+    run registers its own ACME account, so pebble never skips a challenge by reusing an
+    authorization from an earlier run (``acme.new_account()`` gives one for other configs);
     ``acme.certdir(name)``, ``acme.root`` (pebble's current root, fetched after each start),
     ``acme.env`` (the hook's NS_* settings: change them before a run, or pass ``env=`` to one run).
     Use ``acme.use_pebble(other)`` to switch a test to another pebble instance.
@@ -163,8 +165,6 @@ class Pebble:
         self.dns_port = 0
         self._dns: Optional[subprocess.Popen[bytes]] = None
         self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._registered: Optional[Path] = None
-        self._lock = threading.Lock()
 
     def start(self) -> Pebble:
         """Start challtestsrv (once) and pebble; fetch pebble's root."""
@@ -188,7 +188,6 @@ class Pebble:
         if chain_length is not None:
             self.chain_length = chain_length
         self.generation += 1
-        self._registered = None
         self._start_pebble()
 
     def stop(self) -> None:
@@ -197,28 +196,25 @@ class Pebble:
         stop(self._dns)
         self._dns = None
 
-    @property
-    def accountdir(self) -> Path:
-        """The ACCOUNTDIR of the current pebble process."""
-        return self.workdir / f"accounts-{self.generation}"
-
     def fetch(self, path: str) -> bytes:
         """GET a management endpoint (``/roots/0``, ``/intermediates/0`` ...)."""
         return https_get(self.mgmt + path, self.tls_cert)[1]
 
-    def ensure_account(self) -> Path:
-        """Register the ACME account of this pebble process once; returns ACCOUNTDIR."""
-        with self._lock:
-            if self._registered != self.accountdir:
-                base = self.workdir / f"register-{self.generation}"
-                config = write_config(base, self, hook=None, accountdir=self.accountdir)
-                result = subprocess.run(
-                    [DEHYDRATED, "--register", "--accept-terms", "-f", str(config)],
-                    capture_output=True, text=True, timeout=120,
-                    env={**_base_env(), "TMPDIR": str(base)})
-                assert result.returncode == 0, result.stdout + result.stderr
-                self._registered = self.accountdir
-            return self.accountdir
+    def new_account(self, accountdir: Path) -> Path:
+        """Register a new ACME account in ``accountdir`` with the current pebble process.
+
+        pebble hands out an account's earlier valid authorization for the same name instead of
+        a new challenge about one order in a hundred even with ``PEBBLE_AUTHZREUSE=0`` (its
+        test is ``rand.Intn(100) > percent``), and such a run never calls the hook. A run that
+        asserts what its challenges did needs an account with no earlier authorizations.
+        """
+        base = accountdir.parent / f"{accountdir.name}-register"
+        config = write_config(base, self, hook=None, accountdir=accountdir)
+        result = subprocess.run(
+            [DEHYDRATED, "--register", "--accept-terms", "-f", str(config)],
+            capture_output=True, text=True, timeout=120, env={**_base_env(), "TMPDIR": str(base)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        return accountdir
 
     def _make_tls_cert(self) -> None:
         subprocess.run(
@@ -319,6 +315,7 @@ class Stack:
         self.ns = ns
         self.basedir = tmp / "dehydrated"
         self.env: dict[str, str] = hook_env(tmp, ns)
+        self._accounts = 0
 
     @property
     def root(self) -> Path:
@@ -328,6 +325,11 @@ class Stack:
     def use_pebble(self, pebble: Pebble) -> None:
         """Run the following dehydrated calls against another pebble instance."""
         self.pebble = pebble
+
+    def new_account(self) -> Path:
+        """A new ACME account for the next run: every one of its names gets a fresh challenge."""
+        self._accounts += 1
+        return self.pebble.new_account(self.tmp / f"account-{self._accounts}")
 
     def certdir(self, name: str) -> Path:
         """Where dehydrated puts the certificate named after ``name`` (its first domain)."""
@@ -343,7 +345,7 @@ class Stack:
         timeout: float = 180,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``dehydrated <args> -f <config>``; ``config`` adds or overrides config lines."""
-        accountdir = self.pebble.ensure_account()
+        accountdir = self.new_account()
         conf = write_config(self.basedir, self.pebble, HOOK, accountdir, hook_chain, config)
         run_env = {**_base_env(), **self.env, "TMPDIR": str(self.tmp), **(env or {})}
         result = subprocess.run([DEHYDRATED, *args, "-f", str(conf)], capture_output=True,

@@ -356,7 +356,7 @@ def test_scripts_are_shellcheck_clean() -> None:
 def e2e_home(acme: Any, domains: str) -> tuple[Path, dict[str, str]]:
     """NS_LE_HOME with config.sh = config.sh.example + the lines that point it at pebble."""
     home = Path(acme.env["NS_LE_HOME"])
-    accountdir = acme.pebble.ensure_account()
+    accountdir = acme.new_account()
     example = (REPO / "config.sh.example").read_text()
     (home / "config.sh").write_text(example + "\n# test stack\n" + "".join(
         f'{key}="{value}"\n' for key, value in {
