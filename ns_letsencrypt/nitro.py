@@ -278,8 +278,10 @@ class NitroClient:
     ) -> None:
         """Remove (or unbind) many objects in one request, falling back to one DELETE each.
 
-        The bulk form is not documented for every firmware: when the appliance does not know
-        it, we remember that and send ``DELETE resource/<name>?args=<rest>`` per object.
+        The bulk form is not documented for every firmware, so whatever error the appliance
+        answers it with, the documented ``DELETE resource/<name>?args=<rest>`` per object
+        decides (it also finishes a bulk request that failed half-way). When the appliance
+        plainly does not know the bulk form, we remember that for the rest of the session.
         Objects that are already gone are not an error.
         """
         from .errors import NitroNotFound
@@ -291,10 +293,9 @@ class NitroClient:
                 self.action(resource, action, list(keys), onerror="continue")
                 return
             except NitroApiError as exc:
-                if not _bulk_unsupported(exc):
-                    raise
-                logger.debug("bulk %s on %s unsupported (%s); one call each", action, resource, exc)
-                self._bulk_remove_ok = False
+                if _bulk_unsupported(exc):
+                    self._bulk_remove_ok = False
+                logger.debug("bulk %s on %s failed (%s); one DELETE each", action, resource, exc)
         for key in keys:
             name = str(key[name_key]) if name_key else None
             rest = {k: v for k, v in key.items() if k != name_key}

@@ -396,6 +396,21 @@ def test_remove_many_falls_back_to_one_delete_each(fake: Any) -> None:
     assert count(fake, "DELETE", "responderaction") == 5
 
 
+@pytest.mark.parametrize(("status", "errorcode"), [(599, 258), (409, 273), (599, 2138)])
+def test_remove_many_falls_back_when_the_bulk_form_fails_otherwise(
+    fake: Any, status: int, errorcode: int
+) -> None:
+    """An appliance may answer the undocumented bulk form with any error: DELETE decides."""
+    names = ["le-acme-1", "le-acme-2"]
+    with client_for(fake) as client:
+        client.add("responderaction", [action_obj(n) for n in names])
+        fake.inject(method="POST", resource="responderaction", action="rm", status=status,
+                    errorcode=errorcode, message="refused")
+        client.remove_many("responderaction", [{"name": n} for n in names])
+    assert fake.objects("responderaction") == []
+    assert count(fake, "DELETE", "responderaction") == 2
+
+
 def test_remove_many_treats_missing_objects_as_removed(fake: Any) -> None:
     with fake.state.lock:
         fake.state.bulk_remove = False
