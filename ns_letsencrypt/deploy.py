@@ -647,11 +647,12 @@ class Deployer:
     def _remove(self, name: str) -> None:
         try:
             self.client.delete("sslcertkey", name)
+            logger.info("removed certkey %s", name)
         except NitroApiError as exc:
             if exc.errorcode not in ALREADY_GONE:
                 raise
+            logger.debug("certkey %s is already gone", name)
         self.inventory.certkeys.pop(name, None)
-        logger.info("removed certkey %s", name)
 
     def _delete_file(self, filename: str) -> None:
         try:
@@ -713,7 +714,9 @@ def _deploy_error(step: str, plan: Plan, exc: Exception, failures: list[str]) ->
         message, hint = exc.message.split("': ", 1)[-1], exc.hint
         step = exc.step
     else:
-        message, hint = str(exc), getattr(exc, "hint", None)
+        # the hint travels separately: str() of our errors would carry it a second time
+        message = exc.message if isinstance(exc, NsLeError) else str(exc)
+        hint = getattr(exc, "hint", None)
     kept = "the previous certificate keeps serving" if plan.current is not None else (
         "nothing was left behind")
     if failures:

@@ -91,15 +91,18 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     dehydrated skips clean_challenge when a CA request fails, hence the sweep. It calls
     deploy_cert only when it issues, so a deploy that failed earlier is retried here by
     comparing every certificate of domains.txt with the appliance (one process, list calls).
-    dehydrated ignores this hook's exit status; the cron scripts check the result again.
+    dehydrated ignores this hook's exit status, so after a successful run the cron scripts
+    reconcile themselves and tell this hook so (``NS_LE_SCRIPT_RECONCILES=1``): one pass per
+    run, and a certificate that cannot be deployed is reported once, with the right status.
     """
     error = args[0] if args else ""
     if error:
         logger.error("dehydrated reported: %s", error)
     settings = load_settings()
+    script_reconciles = not error and os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
     with open_client(settings) as client:
         _sweep(client, settings, "exit_hook")
-        result = _reconcile(client, settings)
+        result = None if script_reconciles else _reconcile(client, settings)
         changed = _issued_this_run() or (result is not None and result.changed)
         deploy.finish_run(client, settings, changed)
     if result is not None:

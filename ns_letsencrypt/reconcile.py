@@ -106,13 +106,17 @@ class ReconcileResult:
     changed: bool = False
 
     def raise_for_failures(self) -> None:
-        """Raise one DeployError summarising every certificate that could not be deployed."""
+        """Raise one DeployError naming every certificate that could not be deployed.
+
+        Each failure was logged in full when it happened; the summary only names them.
+        """
         if not self.failures:
             return
         first = self.failures[0][1]
         step = first.step if isinstance(first, DeployError) else "input"
-        text = "; ".join(f"{name}: {exc}" for name, exc in self.failures)
-        raise DeployError(step, f"{len(self.failures)} certificate(s) not deployed: {text}")
+        names = ", ".join(name for name, _ in self.failures)
+        raise DeployError(step, f"{len(self.failures)} certificate(s) not deployed: {names} "
+                          "(the error of each is logged above)")
 
 
 def reconcile(

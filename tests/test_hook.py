@@ -95,3 +95,16 @@ def test_exit_hook_redeploys_what_the_appliance_lost(fake: Any, run_dir: Path) -
     assert run_hook("exit_hook", [], lambda: settings) == 0
     assert "le-www.example.com" in [c["certkey"] for c in fake.certkeys()]
     assert saves(fake) == 1
+
+
+@pytest.mark.parametrize("error", ["", "Challenge is invalid! (returned: invalid)"])
+def test_exit_hook_leaves_a_successful_runs_reconciliation_to_the_script(
+        fake: Any, run_dir: Path, monkeypatch: pytest.MonkeyPatch, error: str) -> None:
+    """ns-cronjob.sh reconciles after dehydrated succeeded, not after it failed."""
+    monkeypatch.setenv("NS_LE_SCRIPT_RECONCILES", "1")
+    settings = fake_settings(fake)
+    issue(run_dir)
+    (run_dir / "lock").unlink()
+    assert run_hook("exit_hook", [error] if error else [], lambda: settings) == 0
+    deployed = "le-www.example.com" in [c["certkey"] for c in fake.certkeys()]
+    assert deployed is bool(error)

@@ -128,11 +128,13 @@ nsle_python() {
   fi
 }
 
-# After dehydrated succeeded: compare every certificate of domains.txt with the appliance once
-# more and redeploy what differs. exit_hook does the same, but dehydrated 0.7 ignores its exit
-# status (it only prints "exit_hook returned with non-zero exit code!"), so without this a
-# certificate that could not be deployed would leave the run exiting 0. When everything is in
-# place this costs 4 NITRO requests. Paths as dehydrated derives them from config.sh. Returns
+# After dehydrated succeeded: compare every certificate of domains.txt with the appliance and
+# redeploy what differs. exit_hook would do it, but dehydrated 0.7 ignores its exit status (it
+# only prints "exit_hook returned with non-zero exit code!"), so a certificate that could not be
+# deployed would leave the run exiting 0; nsle_prepare exports NS_LE_SCRIPT_RECONCILES=1 so that
+# exit_hook leaves a successful run's reconciliation to this function (it still reconciles
+# after a failed run, which this script does not). When everything is in place this costs 4
+# NITRO requests. Paths as dehydrated derives them from config.sh. Returns
 # the status of `ns-letsencrypt reconcile` (8: a certificate is not deployed).
 nsle_reconcile() {
   local basedir domains_txt certs_dir py rc
@@ -151,8 +153,8 @@ nsle_reconcile() {
 }
 
 # Everything both scripts do before running dehydrated. Sets NSLE_CODE, NSLE_HOME,
-# NSLE_CONFIG and NSLE_DEHYDRATED (read by the sourcing script), and exports NS_LE_HOME for the
-# hook. Call it directly, not in a subshell: the lock lives on this shell's descriptor 9.
+# NSLE_CONFIG and NSLE_DEHYDRATED (read by the sourcing script), and exports NS_LE_HOME and
+# NS_LE_SCRIPT_RECONCILES for the hook. Call it directly, not in a subshell: the lock lives on this shell's descriptor 9.
 # shellcheck disable=SC2034
 nsle_prepare() {
   NSLE_CODE="$(nsle_code_dir "$1")"
@@ -165,5 +167,5 @@ nsle_prepare() {
   NSLE_DEHYDRATED="$(nsle_find_dehydrated "$NSLE_CODE")" || return
   nsle_lock "$NSLE_HOME" || return
   nsle_ensure_wellknown "$NSLE_HOME" "$NSLE_CONFIG" || return
-  export NS_LE_HOME="$NSLE_HOME"
+  export NS_LE_HOME="$NSLE_HOME" NS_LE_SCRIPT_RECONCILES=1
 }
