@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Settings
-from .deploy import DeployResult, deploy_cert, finish_run
+from .deploy import Deployer, DeployResult, deploy_cert, finish_run
 from .errors import ConfigError
 from .reconcile import reconcile
 from .session import open_client
@@ -70,8 +70,11 @@ def configure_reconcile(parser: argparse.ArgumentParser) -> None:
 def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     domains, certs_dir = _dehydrated_paths(args)
     settings = load_settings()
+    # After a scripted dehydrated run, startup_hook already reported unsaved changes.
+    scripted = os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
     with open_client(settings) as client:
-        result = reconcile(client, settings, domains, certs_dir)
+        deployer = Deployer(client, settings, with_files=True, report_unsaved=not scripted)
+        result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
         saved = finish_run(client, settings, result.changed)
     _print(result.deployed, saved, args.json, checked=len(result.checked),
            failed=[name for name, _ in result.failures])

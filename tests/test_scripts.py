@@ -444,6 +444,7 @@ def test_certificate_the_appliance_lost_fails_the_run_until_it_is_deployed_again
     assert re.search(r"deploy failed at step '[^']+'", failed.stderr), failed.stderr
     assert failed.stderr.count("errorcode 1538") == 1, failed.stderr  # the detail, once
     assert failed.stderr.count("(hint: ") == 1, failed.stderr
+    assert failed.stderr.count("unsaved configuration changes") == 1, failed.stderr
     assert "le-www.example.test" not in served_serials(ns)
 
     ns.clear_faults()
