@@ -371,8 +371,9 @@ class NitroClient:
                 method, url, headers=dict(headers), data=data,
                 timeout=self.timeout, verify=self._verify, allow_redirects=False,
             )
+        # URLs never carry secrets (credentials travel in bodies or headers), so log it whole.
         logger.debug(
-            "%s %s -> %s (%.0f ms)", method, _redact_url(url), response.status_code,
+            "%s %s -> %s (%.0f ms)", method, url, response.status_code,
             1000 * (time.monotonic() - started),
         )
         return response
@@ -427,10 +428,6 @@ def _label(method: str, resource: str, name: Optional[str], query: Mapping[str, 
     if "action" in query:
         text += f"?action={query['action']}"
     return f"{method} {text}"
-
-
-def _redact_url(url: str) -> str:
-    return url  # URLs never carry secrets: credentials travel in bodies or headers only
 
 
 def _decode(method: str, resource: str, response: requests.Response) -> JsonObj:
