@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .config import Settings
+from .config import Settings, split_host_port
 from .errors import (
     PERMISSION_CODES,
     ChallengeError,
@@ -610,8 +610,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def probe(settings: Settings, challenge: Challenge, timeout: float = PREFLIGHT_TIMEOUT) -> Probe:
     """GET the challenge URL like the CA would (directly, no proxy, no redirects followed)."""
-    address = settings.preflight_address or challenge.domain
-    url = f"http://{address}{challenge.path}"
+    host, port = split_host_port(settings.preflight_address or challenge.domain, 80)
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port != 80 else "")
+    url = f"http://{netloc}{challenge.path}"
     request = urllib.request.Request(
         url, headers={"Host": challenge.domain, "User-Agent": "ns-letsencrypt pre-flight"})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 VSERVER_TYPES = ("lb", "cs", "global")
 PREFLIGHT_MODES = ("on", "warn", "off")
+VERIFY_SERVED_MODES = ("on", "warn", "off")
 SAVE_MODES = ("always", "changed", "never")
 AUTH_MODES = ("auto", "session", "header")
 
@@ -66,6 +67,9 @@ class Settings:
     priority_start: int = 10  # NS_PRIORITY_START: lowest policy priority we use (polpristart)
     preflight: str = "warn"  # NS_PREFLIGHT: on | warn | off
     preflight_address: Optional[str] = None  # NS_PREFLIGHT_ADDRESS: host[:port] to probe via
+    verify_served: str = "off"  # NS_VERIFY_SERVED: on | warn | off (TLS check of the VIP)
+    verify_address: Optional[str] = None  # NS_VERIFY_ADDRESS: host[:port], else <name>:443
+    verify_ca_bundle: Optional[str] = None  # NS_VERIFY_CA_BUNDLE: roots for it, else system's
     save_config: str = "changed"  # NS_SAVE_CONFIG: always | changed | never
     allow_key_over_http: bool = False  # NS_ALLOW_KEY_OVER_HTTP: send private keys over http://
     certkey_max_len: int = 31  # NS_CERTKEY_MAX_LEN
@@ -272,6 +276,17 @@ def _parse_host_port(raw: _Raw) -> str:
     return text
 
 
+def split_host_port(address: str, default_port: int) -> tuple[str, int]:
+    """(host, port) of a validated ``host[:port]`` setting; IPv6 hosts come without brackets."""
+    match = re.fullmatch(r"\[([^\]]*)\](?::(\d+))?", address)
+    if match:
+        return match.group(1), int(match.group(2) or default_port)
+    if address.count(":") == 1:
+        host, port = address.split(":")
+        return host, int(port)
+    return address, default_port
+
+
 def _parse_text(raw: _Raw) -> str:
     text = raw.value.strip()
     if any(ord(char) < 32 or ord(char) == 127 for char in text):
@@ -290,8 +305,8 @@ def _parse_pin(raw: _Raw) -> str:
 def _parse_ca_bundle(raw: _Raw) -> str:
     path = raw.file_path()
     if not path.is_file():
-        raise _Invalid(f"{path} does not exist or is not a file; name the PEM file of the CA "
-                       "that signed the appliance's management certificate")
+        raise _Invalid(f"{path} does not exist or is not a file; name a PEM file of CA "
+                       "certificates")
     if not os.access(path, os.R_OK):
         raise _Invalid(f"{path} is not readable")
     return str(path)
@@ -411,6 +426,9 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_PRIORITY_START": ("priority_start", _int_in(1, PRIORITY_MAX)),
     "NS_PREFLIGHT": ("preflight", _choice(PREFLIGHT_MODES)),
     "NS_PREFLIGHT_ADDRESS": ("preflight_address", _parse_host_port),
+    "NS_VERIFY_SERVED": ("verify_served", _choice(VERIFY_SERVED_MODES)),
+    "NS_VERIFY_ADDRESS": ("verify_address", _parse_host_port),
+    "NS_VERIFY_CA_BUNDLE": ("verify_ca_bundle", _parse_ca_bundle),
     "NS_SAVE_CONFIG": ("save_config", _choice(SAVE_MODES)),
     "NS_ALLOW_KEY_OVER_HTTP": ("allow_key_over_http", _parse_bool),
     "NS_CERTKEY_MAX_LEN": ("certkey_max_len", _int_in(8, 127)),

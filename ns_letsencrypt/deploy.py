@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional
 
-from . import appliance, certs, naming
+from . import appliance, certs, naming, served
 from .config import Settings
 from .errors import ConfigError, DeployError, InputError, NitroApiError, NitroError, NsLeError
 from .nitro import JsonObj, NitroClient
@@ -378,7 +378,22 @@ class Deployer:
         result.removed = self._cleanup(plan, previous_files, previous_chain)
         logger.info("%s: certkey %s %s (serial %s, chain %s)", bundle.name, plan.certkey,
                     result.action, bundle.leaf.serial, " -> ".join(result.chain) or "none")
+        self._check_served(plan, result)
         return result
+
+    def _check_served(self, plan: Plan, result: DeployResult) -> None:
+        """With NS_VERIFY_SERVED, look at what the VIP now serves (the deploy itself stands)."""
+        if self.settings.verify_served == "off":
+            return
+        if result.action == "added":  # nothing can be bound to a certkey that did not exist
+            logger.info("%s: bind certkey %s to its SSL vserver; the served certificate is "
+                        "checked from its next deploy on", plan.bundle.name, plan.certkey)
+            return
+        problems = served.report(self.settings, plan.bundle.leaf)
+        if problems:
+            raise DeployError("served", f"certkey {plan.certkey} now holds serial "
+                              f"{plan.bundle.leaf.serial}, but {problems}",
+                              "fix what the VIP serves; NS_VERIFY_SERVED=warn only logs this")
 
     # -- steps --------------------------------------------------------------------------
 
