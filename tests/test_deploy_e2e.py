@@ -86,7 +86,10 @@ def test_two_intermediates_then_new_issuer_relinks_and_drops_old_cas(
     assert served_serial(ns, acme.root, name) == serial_of_pem(acme.certdir(name) / "cert.pem")
 
     chained.restart()  # new root and intermediates: the issuer changes
-    acme.run_dehydrated("-c", "-x", "-d", name)
+    check = {"NS_VERIFY_SERVED": "on", "NS_VERIFY_ADDRESS": f"127.0.0.1:{ns.tls_port}",
+             "NS_VERIFY_CA_BUNDLE": str(acme.root)}  # the renewal looks at the VIP itself
+    result = acme.run_dehydrated("-c", "-x", "-d", name, env=check)
+    assert "the VIP serves serial" in result.stderr, result.stderr
     new_cas = chain_names(ns, "le-chain.example.test")
     assert len(new_cas) == 2 and not set(new_cas) & set(old_cas)
     assert served_serial(ns, acme.root, name) == serial_of_pem(acme.certdir(name) / "cert.pem")
