@@ -337,10 +337,14 @@ def deploy(
 
 
 def _add_all(client: NitroClient, resource: str, bodies: Sequence[JsonObj]) -> None:
-    """One bulk add; objects that already exist (a re-run for the same token) are fine."""
-    results = _bulk(_sender(client.add, resource, list(bodies)), len(bodies))
-    failed = [(body["name"], msg) for body, (code, msg) in zip(bodies, results)
-              if code and code not in EXISTS_CODES]
+    """One bulk add; objects that already exist (a re-run for the same token) are fine.
+
+    HTTP 409 (Conflict) counts as "exists" too: the errorcode that comes with it is confirmed
+    for policies (3094) but only presumed for actions (273).
+    """
+    answers = _bulk(client.add, resource, list(bodies))
+    failed = [(body["name"], a.message) for body, a in zip(bodies, answers)
+              if a.code and a.code not in EXISTS_CODES and not a.conflict]
     if failed:
         raise ChallengeError(f"the appliance refused to add {resource} " +
                              ", ".join(f"{name} ({msg})" for name, msg in failed))
@@ -359,10 +363,10 @@ def _bind_all(
             return placed
         plan = dict(zip(pending, free_priorities(occupied, start, len(pending))))
         items = [point.binding(pol, prio) for pol, prio in plan.items()]
-        results = _bulk(_sender(client.bind, point.resource, items), len(items))
-        raced = [pol for pol, (code, _) in zip(plan, results) if code == PRIORITY_TAKEN]
-        refused = [f"{pol} ({msg})" for pol, (code, msg) in zip(plan, results)
-                   if code not in (0, PRIORITY_TAKEN) and code not in EXISTS_CODES]
+        answers = _bulk(client.bind, point.resource, items)
+        raced = [pol for pol, a in zip(plan, answers) if a.code == PRIORITY_TAKEN]
+        refused = [f"{pol} ({a.message})" for pol, a in zip(plan, answers)
+                   if a.code not in (0, PRIORITY_TAKEN) and a.code not in EXISTS_CODES]
         if refused:
             raise ChallengeError(f"the appliance refused to bind at {point.label}: "
                                  + ", ".join(refused))
@@ -389,33 +393,59 @@ def free_priorities(occupied: Iterable[int], start: int, count: int) -> list[int
     return found
 
 
-def _sender(method: Callable[..., Any], resource: str, items: list[JsonObj]) -> Callable[[], Any]:
-    """A bulk call that goes on after a failed item, so every item gets its own answer."""
-    return lambda: method(resource, items, onerror="continue")
+@dataclass(frozen=True)
+class Answer:
+    """The appliance's answer to one item of a bulk request (code 0: done)."""
+
+    code: int
+    message: str
+    conflict: bool = False  # the item was refused on its own with HTTP 409
 
 
-def _bulk(send: Callable[[], Any], count: int) -> list[tuple[int, str]]:
-    """Run a bulk request; return (errorcode, message) per item, 0 meaning done.
+DONE = Answer(0, "Done")
 
-    A 207 (errorcode 1243) carries one answer per item; a single-item request may instead
-    fail as a whole, which we report as that item's answer. A refused login or command is
-    raised as such: it is about the NITRO user's rights, not about one challenge object.
+
+def _bulk(method: Callable[..., Any], resource: str, items: list[JsonObj]) -> list[Answer]:
+    """Send ``items`` as one bulk request that goes on after a failed item; one answer each.
+
+    A 207 (errorcode 1243) carries one answer per item. A request that fails as a whole
+    without them (a single item, or a firmware answering e.g. 409 when every item exists) is
+    resent item by item, so each item still gets its own answer. A refused login or command
+    is raised as such: it is about the NITRO user's rights, not about one challenge object.
     """
     try:
-        send()
+        method(resource, items, onerror="continue")
     except (NitroAuthError, NitroPermissionError):
         raise
     except NitroApiError as exc:
-        if exc.errorcode != BULK_FAILED:
-            if count == 1:
-                return [(exc.errorcode, exc.nitro_message)]
-            raise
-        answers = list(exc.responses)
-        _raise_refused_command(exc, answers)
-        results = [(_int(a.get("errorcode", 0)), str(a.get("message", ""))) for a in answers]
-        # With onerror=exit the appliance stops at the first failure: the rest did not happen.
-        return (results + [(-1, "not processed")] * count)[:count]
-    return [(0, "Done")] * count
+        if exc.errorcode == BULK_FAILED:
+            answers = list(exc.responses)
+            _raise_refused_command(exc, answers)
+            results = [Answer(_int(a.get("errorcode", 0)), str(a.get("message", "")))
+                       for a in answers]
+            # With onerror=exit the appliance stops at the first failure: the rest did not
+            # happen.
+            return (results + [Answer(-1, "not processed")] * len(items))[:len(items)]
+        if len(items) == 1:
+            return [_whole(exc)]
+        logger.debug("bulk %s of %d failed as a whole (%s); one by one", resource, len(items),
+                     exc)
+        return [_single(method, resource, item) for item in items]
+    return [DONE] * len(items)
+
+
+def _single(method: Callable[..., Any], resource: str, item: JsonObj) -> Answer:
+    try:
+        method(resource, item)
+    except (NitroAuthError, NitroPermissionError):
+        raise
+    except NitroApiError as exc:
+        return _whole(exc)
+    return DONE
+
+
+def _whole(exc: NitroApiError) -> Answer:
+    return Answer(exc.errorcode, exc.nitro_message, conflict=exc.http_status == 409)
 
 
 def _raise_refused_command(exc: NitroApiError, answers: Sequence[JsonObj]) -> None:

@@ -39,6 +39,7 @@ SESSION_LOST_CODES = frozenset({444, 1027})
 HEADER_REFUSED_CODES = frozenset({1244}) | SESSION_LOST_CODES
 # answers meaning "this firmware does not know the bulk form": fall back to one call per object
 BULK_UNSUPPORTED_CODES = frozenset({1240, 1090, 1233})
+BULK_FAILED = 1243  # "Bulk operation failed", with per-item answers
 _PIN_MISMATCH = re.compile(
     r'Fingerprints did not match\. Expected "([0-9a-f]+)", got "([0-9a-f]+)"'
 )
@@ -419,7 +420,7 @@ def _plain(obj: Payload) -> Union[JsonObj, list[JsonObj]]:
 
 def _bulk_unsupported(exc: NitroApiError) -> bool:
     return exc.errorcode in BULK_UNSUPPORTED_CODES or (
-        exc.http_status in (400, 405, 501) and exc.errorcode not in (0, 1243)
+        exc.http_status in (400, 405, 501) and exc.errorcode not in (0, BULK_FAILED)
     )
 
 
@@ -459,7 +460,9 @@ def _decode(method: str, resource: str, response: requests.Response) -> JsonObj:
             response.headers.get("X-NITRO-WARNING") or body.get("message"),
         )
     code = _int(body.get("errorcode", 0))
-    failed = status >= 300 or (code != 0 and str(body.get("severity", "")).upper() == "ERROR")
+    # 207 / 1243 means some items of a bulk request failed, whatever the severity says.
+    failed = (status >= 300 or status == 207 or code == BULK_FAILED
+              or (code != 0 and str(body.get("severity", "")).upper() == "ERROR"))
     if not failed:
         return body
     error = NitroApiError.from_body(method, resource, status, body)
