@@ -58,13 +58,15 @@ def ha_state(client: NitroClient) -> str:
     return _node_state(client.get("hanode"))
 
 
-def require_primary(client: NitroClient) -> None:
+def require_primary(client: NitroClient, nodes: Optional[Sequence[JsonObj]] = None) -> None:
     """Refuse to go on unless the node we talk to is primary (or standalone).
+
+    ``nodes`` is the ``hanode`` list when the caller has it already.
 
     Raises:
         ApplianceNotReady: this node is the HA secondary (or in another non-primary state).
     """
-    nodes = client.get("hanode")
+    nodes = client.get("hanode") if nodes is None else nodes
     state = _node_state(nodes)
     if state != "primary":
         raise ApplianceNotReady(f"the appliance at NS_URL is the HA {state} node",
@@ -253,11 +255,12 @@ def _vserver_state(vserver: JsonObj) -> str:
 
 
 def _node_state(nodes: Sequence[JsonObj]) -> str:
-    # Node id 0 is always the node we are talking to (nitro-reference 6.3); a standalone
-    # appliance lists only itself, and we take a missing state as primary.
+    # Node id 0 is always the node we are talking to (nitro-reference 6.3). A standalone
+    # appliance lists only itself, and what state it reports then is unconfirmed: it is the
+    # only node, so it is the primary whatever it says; a missing state means the same.
+    if len(nodes) <= 1:
+        return "primary"
     local = next((node for node in nodes if str(node.get("id", "")).strip() == "0"), None)
-    if local is None and len(nodes) == 1:
-        local = nodes[0]
     state = (local or {}).get("state")
     return str(state).strip().lower() if state else "primary"
 

@@ -417,9 +417,15 @@ class Deployer:
                 and self.settings.save_config != "never"):
             logger.warning("the appliance already had unsaved configuration changes before this "
                            "run; the save at the end of the run will include them")
-        self._ha = str(config.get("systemtype", "")).strip().upper() == "HA"
-        if "systemtype" not in config:
-            self._ha = len(self.client.get("hanode")) > 1
+        systemtype = str(config.get("systemtype", "")).strip().upper()
+        if systemtype and systemtype != "HA":
+            self._ha = False
+            return
+        # An HA pair (or a firmware that does not say): a secondary may accept writes and lose
+        # them at the next sync (nitro-reference 6.5), so only the primary gets them.
+        nodes = self.client.get("hanode")
+        appliance.require_primary(self.client, nodes)
+        self._ha = len(nodes) > 1
 
     def _files_to_upload(self, plan: Plan) -> list[tuple[str, bytes]]:
         """(name, content) of every file the target state needs that the appliance lacks."""

@@ -31,6 +31,14 @@ def test_probes_of_a_ready_standalone_appliance(fake: Any) -> None:
         assert appliance.unsaved_changes(client) is False
 
 
+@pytest.mark.parametrize("state", ["UNKNOWN", "Stand-alone", ""])
+def test_a_single_node_is_primary_whatever_state_it_reports(state: str) -> None:
+    client = canned_client({"hanode": {"hanode": [{"id": "0", "state": state}]}})
+    with client:
+        assert appliance.ha_state(client) == "primary"
+        appliance.require_primary(client)
+
+
 def test_require_primary_on_the_secondary_names_the_primary(fake: Any) -> None:
     fake.set_ha_state("Secondary")
     with fake.state.lock:

@@ -408,6 +408,19 @@ def test_ha_pair_syncs_files_before_the_certkey_is_added(issuer):
     assert order.index(("hafiles", "sync")) < order.index(("sslcertkey", None))
 
 
+def test_ha_secondary_gets_no_write_at_all(issuer):
+    """A secondary may accept writes and lose them at the next sync: none is sent."""
+    from ns_letsencrypt.errors import ApplianceNotReady
+    from tests.conftest import PASSWORD, USER
+    from tests.fakens import FakeNetScaler
+
+    with FakeNetScaler(users={USER: PASSWORD}, ha_peer=True, ha_state="Secondary") as fake:
+        with pytest.raises(ApplianceNotReady) as info:
+            run(fake, issuer.issue(["www.example.com"]), "www.example.com")
+        assert fake.writes() == []
+    assert "HA secondary" in str(info.value) and "primary" in (info.value.hint or "")
+
+
 # -- reconciliation --------------------------------------------------------------------------------
 
 
