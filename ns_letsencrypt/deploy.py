@@ -32,7 +32,16 @@ from typing import Any, Callable, Optional
 
 from . import appliance, certs, naming, served
 from .config import Settings
-from .errors import ConfigError, DeployError, InputError, NitroApiError, NitroError, NsLeError
+from .errors import (
+    ConfigError,
+    DeployError,
+    InputError,
+    NitroApiError,
+    NitroAuthError,
+    NitroError,
+    NitroPermissionError,
+    NsLeError,
+)
 from .nitro import JsonObj, NitroClient
 
 logger = logging.getLogger(__name__)
@@ -565,10 +574,34 @@ class Deployer:
             if current:
                 self._unlink(child, undo)
             undo.push(f"unlink {child}", partial(self._unlink_quietly, child))
-            self.client.action("sslcertkey", "link", {"certkey": child, "linkcertkeyname": parent})
+            self._send_link(child, parent)
             self.inventory.certkeys.setdefault(child, {"certkey": child})["linkcertkeyname"] = (
                 parent)
             logger.info("linked %s -> %s", child, parent)
+
+    def _send_link(self, child: str, parent: str) -> None:
+        """Link ``child`` to ``parent``, looking at the appliance before giving up.
+
+        Newer firmware may link a new certkey to its issuer on its own, and the errorcode for
+        linking a certkey that is already linked is unconfirmed: when the link is refused,
+        the certkey's current link decides (already ``parent``: done; another: relink once).
+        """
+        body = {"certkey": child, "linkcertkeyname": parent}
+        try:
+            self.client.action("sslcertkey", "link", body)
+            return
+        except (NitroAuthError, NitroPermissionError):
+            raise
+        except NitroApiError:
+            found = self.client.get_one("sslcertkey", child, attrs=_CERTKEY_ATTRS)
+            linked = str((found or {}).get("linkcertkeyname") or "")
+            if linked == parent:
+                return
+            if not linked:
+                raise
+        logger.info("%s was linked to %s; linking it to %s instead", child, linked, parent)
+        self._unlink_quietly(child)
+        self.client.action("sslcertkey", "link", body)
 
     def _unlink(self, name: str, undo: _Undo) -> None:
         previous = self.inventory.link_of(name)

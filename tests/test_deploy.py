@@ -408,6 +408,18 @@ def test_ha_pair_syncs_files_before_the_certkey_is_added(issuer):
     assert order.index(("hafiles", "sync")) < order.index(("sslcertkey", None))
 
 
+def test_link_refused_because_the_firmware_linked_it_already_is_fine(fake, issuer):
+    """The firmware linked the new certkey itself and refuses our link with some errorcode."""
+    fake.inject(method="POST", resource="sslcertkey", action="link", kind="error", status=599,
+                errorcode=1591, message="Certificate is already linked", after=True)
+    result = run(fake, issuer.issue(["www.example.com"]), "www.example.com")
+    assert result.action == "added"
+    leaf = certkey(fake, "le-www.example.com")
+    assert leaf is not None and leaf.get("linkcertkeyname") == result.chain[0]
+    bind(fake, "le-www.example.com")
+    assert served(fake, issuer.hierarchy.root, "www.example.com") == serial_of(issuer.last)
+
+
 def test_ha_secondary_gets_no_write_at_all(issuer):
     """A secondary may accept writes and lose them at the next sync: none is sent."""
     from ns_letsencrypt.errors import ApplianceNotReady
