@@ -6,13 +6,19 @@ kind of call this tool makes, and nothing else: read-only ``show`` of what it in
 responder actions and policies only with the challenge prefix; bindings only of those policies
 and only on the configured vserver (plus global ``REQ_OVERRIDE`` unbinding, which the sweep
 uses for leftovers of older settings); certkeys, links and files only with the certkey prefix
-and only in the certificate directory; ``save ns config`` and ``sync HA files ssl``.
+or of a certkey adopted through ``NS_CERTKEY_NAMES``, and only in the certificate directory;
+``save ns config`` and ``sync HA files ssl``.
+
+The exact argument rendering of several commands is unconfirmed (§8.2 marks ``add system
+file``), so a pattern accepts further options in any order, but only options the command has
+that cannot name another object or directory: the object name, the ``-fileLocation`` and the
+``-policyName`` appear exactly once. Names may be quoted the way the CLI quotes a name with
+spaces (``show lb vserver "vs http"``).
 
 The regex contains no backslash and no double quote, so it survives CLI quoting unchanged: a
-literal character is written as a one-character class (``[.]``) and an optional quote around
-a path as one optional character that cannot extend the path. ``tests/test_policy.py`` checks
-it against every command an issuance and a renewal send, and that it refuses commands outside
-the prefixes.
+literal character is written as a one-character class (``[.]``) and a quote as a class that
+matches no other printable character. ``tests/test_policy.py`` checks it against every command
+an issuance and a renewal send, and that it refuses commands outside the prefixes.
 """
 
 from __future__ import annotations
@@ -21,17 +27,32 @@ import argparse
 import dataclasses
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable
 
+from . import naming
 from .config import Settings
+from .deploy import TAG_LEN
 from .errors import ConfigError, ExitStatus
 
 logger = logging.getLogger(__name__)
 
 SettingsLoader = Callable[[], Settings]
 WORD = "[^ ]+"
+# The CLI's quote: every printable ASCII character except space, "!" and '"' is excluded, so it
+# cannot extend a name or a path (the regex itself must not contain a double quote).
+QUOTE = "[^ -!#-~]"
+# Any certkey, vserver or responder object name, quoted when it contains spaces (§4.1, §5.4).
+ANY_NAME = f"({WORD}|{QUOTE}[a-zA-Z0-9_][a-zA-Z0-9_#.:@= -]*{QUOTE})"
+VALUE = "[^ -][^ ]*"  # an option's value: one word that cannot be the next option
 _SPECIAL = set(".^$*+?()[]{}|\\/")
+# Options whose values name nothing outside our scope, per command (NITRO attribute names).
+# (not -bundle: it would create CA certkeys under names taken from the file)
+CERTKEY_OPTIONS = "(inform|expiryMonitor|notificationPeriod|noDomainCheck)"
+FILE_OPTIONS = "(fileContent|fileEncoding)"
+BINDING_OPTIONS = "(priority|gotoPriorityExpression|type|bindpoint)"
+GLOBAL_OPTIONS = "(type|priority|gotoPriorityExpression|globalBindType)"
 
 
 @dataclass(frozen=True)
@@ -43,11 +64,13 @@ class Scope:
     cert_path: str = "/nsconfig/ssl"
     vserver: str = ""
     vserver_type: str = "lb"
+    adopted: tuple[str, ...] = ()  # certkeys named in NS_CERTKEY_NAMES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scope:
         return cls(settings.certkey_prefix, settings.challenge_prefix, settings.cert_path,
-                   settings.vserver or "", settings.vserver_type)
+                   settings.vserver or "", settings.vserver_type,
+                   tuple(sorted(set(settings.certkey_names.values()))))
 
 
 def literal(text: str) -> str:
@@ -55,39 +78,64 @@ def literal(text: str) -> str:
     return "".join(f"[{c}]" if c in _SPECIAL else c for c in text)
 
 
+def quoted(text: str) -> str:
+    """``text`` literally, with or without the quotes the CLI may put around it."""
+    return f"{QUOTE}?{literal(text)}{QUOTE}?"
+
+
+def one_of(patterns: Iterable[str]) -> str:
+    """A group matching any of ``patterns``."""
+    return "(" + "|".join(patterns) + ")"
+
+
+def options(names: str) -> str:
+    """Any number of `` -name value`` with ``name`` from the group ``names``, in any order."""
+    return f"( -{names} {VALUE})*"
+
+
+def adopted_files(certkey: str) -> str:
+    """The certificate and key files deploy uploads for an adopted certkey (naming.file_name)."""
+    tag = "0" * TAG_LEN
+    stem = naming.file_name(certkey, tag, "crt")[:-len(f"-{tag}.crt")]
+    return literal(stem) + "-[0-9a-f]+[.](crt|key)"
+
+
 def command_patterns(scope: Scope) -> list[str]:
     """One anchored regex per kind of command this tool sends."""
-    ck = literal(scope.certkey_prefix) + "[^ /]*"  # our certkeys and file names
+    own = literal(scope.certkey_prefix) + "[^ /]*"  # our certkeys and file names
+    certkey = one_of([own, *(literal(name) for name in scope.adopted)])
+    files = one_of([own, *(adopted_files(name) for name in scope.adopted)])
     ch = literal(scope.challenge_prefix) + "[^ ]*"  # our responder objects
-    quote = "[^a-zA-Z0-9_./ -]?"  # an optional quote, but never more path
-    path = quote + literal(scope.cert_path.rstrip("/") or "/") + "/?" + quote
-    options = "( -[a-zA-Z]+( [^ ]+)?)*"
+    path = QUOTE + "?" + literal(scope.cert_path.rstrip("/") or "/") + "/?" + QUOTE + "?"
+    location = f"{options(FILE_OPTIONS)} -fileLocation {path}{options(FILE_OPTIONS)}"
+    certkey_args = f"( -(cert|key) {files}| -{CERTKEY_OPTIONS}( {VALUE})?)*"
     patterns = [
         "^show ns (version|config|feature)$",
         "^show HA node( [^ ]+)?$",
         "^save ns config$",
         "^sync HA files ssl$",
-        f"^show (lb|cs) vserver( {WORD})?$",
-        f"^show responder (action|policy)( {WORD})?$",
+        f"^show (lb|cs) vserver( {ANY_NAME})?$",
+        f"^show responder (action|policy)( {ANY_NAME})?$",
         "^show responder global( -type [A-Z_]+)?$",
         f"^add responder action {ch} respondwith .*$",
         f"^add responder policy {ch} .*$",
         f"^rm responder (action|policy) {ch}$",
-        f"^unbind responder global {ch}( -type [A-Z_]+)?$",
-        f"^show ssl certKey( {WORD})?$",
-        f"^add ssl certKey {ck} -cert {ck}( -key {ck})?{options}$",
-        f"^update ssl certKey {ck} -cert {ck}( -key {ck})?{options}$",
-        f"^link ssl certKey {ck} {WORD}$",
-        f"^unlink ssl certKey {ck}$",
-        f"^rm ssl certKey {ck}$",
-        f"^(add|rm) system file {ck} -fileLocation {path}$",
-        f"^show system file( {ck})? -fileLocation {path}$",
+        f"^unbind responder global {ch}{options(GLOBAL_OPTIONS)}$",
+        f"^show ssl certKey( {ANY_NAME})?$",
+        f"^(add|update) ssl certKey {certkey}{certkey_args}$",
+        # the parent may be anyone's: deploy reuses an installed intermediate under any name
+        f"^link ssl certKey {certkey} {ANY_NAME}$",
+        f"^(unlink|rm) ssl certKey {certkey}$",
+        f"^(add|rm) system file {files}{location}$",
+        f"^show system file( {files}| -fileName {files})?{location}$",
     ]
     if scope.vserver_type == "global":
-        patterns.append(f"^bind responder global {ch} [0-9]+( {WORD})?( -type [A-Z_]+)?$")
+        patterns.append(f"^bind responder global {ch} [0-9]+( {VALUE})?{options(GLOBAL_OPTIONS)}$")
     elif scope.vserver:
-        kind, vserver = scope.vserver_type, literal(scope.vserver)
-        patterns.append(f"^(bind|unbind) {kind} vserver {vserver} -policyName {ch}{options}$")
+        kind, vserver = scope.vserver_type, quoted(scope.vserver)
+        binding = options(BINDING_OPTIONS)
+        patterns.append(f"^(bind|unbind) {kind} vserver {vserver}{binding} -policyName {ch}"
+                        f"{binding}$")
     return patterns
 
 
@@ -115,6 +163,8 @@ def render(scope: Scope, policy_name: str, user: str) -> str:
         "# Least-privilege NITRO user for ns-letsencrypt. Generated for: certkey prefix "
         f"{scope.certkey_prefix}, challenge prefix {scope.challenge_prefix},",
         f"# certificate directory {scope.cert_path}, challenges on {where}.",
+        *([f"# Adopted certkeys (NS_CERTKEY_NAMES): {', '.join(scope.adopted)}; re-run this "
+           "command when that list changes."] if scope.adopted else []),
         "# Run on the NetScaler CLI as nsroot (ssh nsroot@<NSIP>). 'add system user' prompts",
         "# for the password: choose a long random one and store it only in NS_PASSWORD_FILE",
         "# (mode 0600) on the ns-letsencrypt host. Never pass it on a command line.",
