@@ -39,13 +39,13 @@ from .errors import ConfigError, ExitStatus
 logger = logging.getLogger(__name__)
 
 SettingsLoader = Callable[[], Settings]
-WORD = "[^ ]+"
-# The CLI's quote: every printable ASCII character except space, "!" and '"' is excluded, so it
-# cannot extend a name or a path (the regex itself must not contain a double quote).
-QUOTE = "[^ -!#-~]"
+# Character classes by ASCII range, since the regex may not contain a double quote (0x22):
+QUOTE = "[^ -!#-~]"  # no printable character but '"': a quote cannot extend a name or a path
+WORD = "[!#-~]+"  # one word: printable, no space, no quote (so no quoted span can hide in it)
+NAME_CHARS = "[!#-.0-~]*"  # the rest of one of our names: a word that is not a path either
 # Any certkey, vserver or responder object name, quoted when it contains spaces (§4.1, §5.4).
 ANY_NAME = f"({WORD}|{QUOTE}[a-zA-Z0-9_][a-zA-Z0-9_#.:@= -]*{QUOTE})"
-VALUE = "[^ -][^ ]*"  # an option's value: one word that cannot be the next option
+VALUE = "[!#-,.-~][!#-~]*"  # an option's value: one word that cannot be the next option
 _SPECIAL = set(".^$*+?()[]{}|\\/")
 # Options whose values name nothing outside our scope, per command (NITRO attribute names).
 # (not -bundle: it would create CA certkeys under names taken from the file)
@@ -102,16 +102,16 @@ def adopted_files(certkey: str) -> str:
 
 def command_patterns(scope: Scope) -> list[str]:
     """One anchored regex per kind of command this tool sends."""
-    own = literal(scope.certkey_prefix) + "[^ /]*"  # our certkeys and file names
+    own = literal(scope.certkey_prefix) + NAME_CHARS  # our certkeys and file names
     certkey = one_of([own, *(literal(name) for name in scope.adopted)])
     files = one_of([own, *(adopted_files(name) for name in scope.adopted)])
-    ch = literal(scope.challenge_prefix) + "[^ ]*"  # our responder objects
+    ch = literal(scope.challenge_prefix) + NAME_CHARS  # our responder objects
     path = QUOTE + "?" + literal(scope.cert_path.rstrip("/") or "/") + "/?" + QUOTE + "?"
     location = f"{options(FILE_OPTIONS)} -fileLocation {path}{options(FILE_OPTIONS)}"
     certkey_args = f"( -(cert|key) {files}| -{CERTKEY_OPTIONS}( {VALUE})?)*"
     patterns = [
         "^show ns (version|config|feature)$",
-        "^show HA node( [^ ]+)?$",
+        f"^show HA node( {WORD})?$",
         "^save ns config$",
         "^sync HA files ssl$",
         f"^show (lb|cs) vserver( {ANY_NAME})?$",
