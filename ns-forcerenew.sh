@@ -63,9 +63,7 @@ main() {
       nsle_err "$domains_txt not found or not readable"
       return "$NSLE_EXIT_SETUP"
     fi
-    subset="$(mktemp "$NSLE_HOME/.forcerenew-domains.XXXXXX")"
-    # shellcheck disable=SC2064  # expand now: the path is fixed
-    trap "rm -f -- '$subset'" EXIT
+    subset="$NS_LE_RUN_DIR/domains.txt"  # removed with the run directory
     select_lines "$domains_txt" "$@" >"$subset" || return
     selection=(--domains-txt "$subset")
     nsle_log "forcing renewal of: $(paste -sd';' "$subset")"

@@ -152,9 +152,28 @@ nsle_reconcile() {
   }
 }
 
+# A private directory for this run (mode 700), exported as NS_LE_RUN_DIR: the hook processes of
+# one run share what must not be read or said again within it (the NITRO session, notes already
+# shown). It lives only as long as the script: the EXIT trap removes it, also after a crash.
+nsle_run_dir() {
+  NS_LE_RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ns-letsencrypt-run.XXXXXXXX")" || {
+    nsle_err "could not create a private run directory under ${TMPDIR:-/tmp}"
+    return "$NSLE_EXIT_SETUP"
+  }
+  export NS_LE_RUN_DIR
+  trap nsle_end_run EXIT
+}
+
+# The EXIT trap: forget everything this run kept (see nsle_run_dir).
+nsle_end_run() {
+  if [[ -n "${NS_LE_RUN_DIR:-}" && -d "$NS_LE_RUN_DIR" ]]; then
+    rm -rf -- "$NS_LE_RUN_DIR"
+  fi
+}
+
 # Everything both scripts do before running dehydrated. Sets NSLE_CODE, NSLE_HOME,
-# NSLE_CONFIG and NSLE_DEHYDRATED (read by the sourcing script), and exports NS_LE_HOME and
-# NS_LE_SCRIPT_RECONCILES for the hook. Call it directly, not in a subshell: the lock lives on this shell's descriptor 9.
+# NSLE_CONFIG and NSLE_DEHYDRATED (read by the sourcing script), and exports NS_LE_HOME,
+# NS_LE_RUN_DIR and NS_LE_SCRIPT_RECONCILES for the hook. Call it directly, not in a subshell: the lock lives on this shell's descriptor 9.
 # shellcheck disable=SC2034
 nsle_prepare() {
   NSLE_CODE="$(nsle_code_dir "$1")"
@@ -167,5 +186,6 @@ nsle_prepare() {
   NSLE_DEHYDRATED="$(nsle_find_dehydrated "$NSLE_CODE")" || return
   nsle_lock "$NSLE_HOME" || return
   nsle_ensure_wellknown "$NSLE_HOME" "$NSLE_CONFIG" || return
+  nsle_run_dir || return
   export NS_LE_HOME="$NSLE_HOME" NS_LE_SCRIPT_RECONCILES=1
 }
