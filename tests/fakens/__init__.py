@@ -80,6 +80,7 @@ class FakeNetScaler:
         self.tls_port = 0  # TLS data plane (tests/fakens/tlsplane.py)
         self._tls_port_wanted = tls_port
         self._tlsplane: Optional[TlsPlane] = None
+        self._vserver_planes: dict[str, TlsPlane] = {}  # one TLS listener per SSL vserver
         with self.state.lock:  # None: no certkey name limit (newer firmware)
             ssl_plugin.ssl_state(self.state).name_max = certkey_name_max
 
@@ -102,6 +103,10 @@ class FakeNetScaler:
             self._servers.append(self._tlsplane)
             for server in self._servers:
                 server.start()
+            with self.state.lock:
+                names = list(ssl_plugin.ssl_state(self.state).vservers)
+            for name in names:
+                self._open_vserver_plane(name)
         except BaseException:
             self.stop()
             raise
@@ -120,6 +125,7 @@ class FakeNetScaler:
         for stopper in stoppers:
             stopper.join()
         self._servers.clear()
+        self._vserver_planes.clear()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -203,15 +209,61 @@ class FakeNetScaler:
 
     # ------------------------------------------------------------ SSL (ssl.py, files.py)
 
-    def add_sslvserver(self, name: str, *, port: int = 443, serve: Optional[bool] = None) -> None:
-        """Add an SSL vserver; the first one (or ``serve=True``) is what ``tls_port`` serves."""
+    def add_sslvserver(self, name: str, *, port: int = 443, serve: Optional[bool] = None,
+                       sni: bool = False, kind: str = "lb",
+                       sslprofile: Optional[str] = None) -> None:
+        """Add an SSL vserver (an ``kind`` vserver of service type SSL) with its own TLS
+        listener (``vserver_port(name)``, also its ``port`` in NITRO); the first one (or
+        ``serve=True``) is also what ``tls_port`` serves. ``sni`` enables SNI on it."""
         with self.state.lock:
-            ssl_plugin.add_sslvserver(self.state, name, port=port, serve=serve)
+            ssl_plugin.add_sslvserver(self.state, name, port=port, serve=serve, sni=sni,
+                                      kind=kind, sslprofile=sslprofile)
+            table = self.state.lbvservers if kind == "lb" else self.state.csvservers
+            table[name] = VServer(name, "SSL", port, "127.0.0.1", "UP")
+        if self._servers:
+            self._open_vserver_plane(name)
 
-    def bind_certkey(self, vserver: str, certkey: str) -> None:
+    def _open_vserver_plane(self, name: str) -> None:
+        plane = TlsPlane(self.state, vserver=name)
+        plane.start()
+        self._servers.append(plane)
+        self._vserver_planes[name] = plane
+        with self.state.lock:
+            vs = ssl_plugin.ssl_state(self.state).vservers[name]
+            vs.port = plane.port
+            table = self.state.lbvservers if vs.kind == "lb" else self.state.csvservers
+            if name in table:
+                table[name].port = plane.port
+
+    def vserver_port(self, name: str) -> int:
+        """The TLS port of one SSL vserver (its ``port`` as NITRO reports it)."""
+        return self._vserver_planes[name].port
+
+    def set_sni(self, vserver: str, enabled: bool) -> None:
+        """Switch SNI on or off on an SSL vserver (``set ssl vserver -SNIEnable``)."""
+        with self.state.lock:
+            ssl_plugin.ssl_state(self.state).vservers[vserver].snienable = enabled
+
+    def add_sslprofile(self, name: str, *, sni: bool = False) -> None:
+        """An SSL profile; attach it with ``add_sslvserver(..., sslprofile=name)``."""
+        with self.state.lock:
+            ssl_plugin.ssl_state(self.state).profiles[name] = sni
+
+    def set_default_bind(self, mode: str) -> None:
+        """How a bind that replaces a default certificate answers: warning, error or keep."""
+        with self.state.lock:
+            ssl_plugin.ssl_state(self.state).default_bind = mode
+
+    def bind_certkey(self, vserver: str, certkey: str, *, sni: bool = False) -> None:
         """Bind an existing certkey to an SSL vserver as set-up (no request, no config change)."""
         with self.state.lock:
-            ssl_plugin.bind_certkey(self.state, vserver, certkey)
+            ssl_plugin.bind_certkey(self.state, vserver, certkey, sni=sni)
+
+    def ssl_bindings(self, vserver: str) -> list[tuple[str, bool]]:
+        """(certkey, snicert) of every server certificate bound to an SSL vserver."""
+        with self.state.lock:
+            vs = ssl_plugin.ssl_state(self.state).vservers[vserver]
+            return [(b.certkey, b.snicert) for b in vs.bindings if not b.ca]
 
     def certkeys(self) -> list[dict[str, Any]]:
         """Every certkey as ``GET sslcertkey`` reports it (the built-in one included)."""

@@ -15,8 +15,8 @@ Passwords never come from the command line: the ``nsroot`` password is read from
 ``--password-file`` or ``$FAKENS_PASSWORD`` (default ``nsroot``, the factory default);
 further users come from ``--users-file`` (lines ``name:password``). Command policies for a
 user are given with ``--policy user=ALLOW:regex`` (repeatable, in priority order).
-``--sslvserver NAME`` adds an SSL vserver; the certkey bound to the first one is what a TLS
-client of ``tls_port`` receives.
+``--sslvserver NAME[:sni]`` adds an SSL vserver (``:sni`` with SNI enabled) with its own TLS
+port (``vserver_ports`` in the ready line); the first one is also what ``tls_port`` serves.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         metavar="NAME[:TYPE[:PORT[:STATE]]]", help="add an lb vserver")
     parser.add_argument("--csvserver", action="append", default=[],
                         metavar="NAME[:TYPE[:PORT[:STATE]]]", help="add a cs vserver")
-    parser.add_argument("--sslvserver", action="append", default=[], metavar="NAME",
-                        help="add an SSL vserver; the first one is what tls_port serves")
+    parser.add_argument("--sslvserver", action="append", default=[], metavar="NAME[:sni]",
+                        help="add an SSL vserver (':sni': SNI enabled); the first one is also "
+                             "what tls_port serves")
     parser.add_argument("--ha-state", default="Primary", help="state of node 0 (Primary)")
     parser.add_argument("--ha-peer", action="store_true", help="model an HA pair")
     parser.add_argument("--responder-disabled", action="store_true",
@@ -96,8 +97,9 @@ def build(args: argparse.Namespace) -> FakeNetScaler:
         fake.add_lbvserver(**vserver_spec(spec))
     for spec in args.csvserver:
         fake.add_csvserver(**vserver_spec(spec))
-    for name in args.sslvserver:
-        fake.add_sslvserver(name)
+    for spec in args.sslvserver:
+        name, _, flag = spec.partition(":")
+        fake.add_sslvserver(name, sni=flag.lower() == "sni")
     policies: dict[str, list[tuple[str, str]]] = {}
     for item in args.policy:
         user, _, rule = item.partition("=")
@@ -116,7 +118,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     with build(args) as fake:
         ready = {"url": fake.url, "http_url": fake.http_url, "cert_file": str(fake.cert_file),
                  "cert_sha256": fake.cert_sha256, "dataplane_port": fake.dataplane_port,
-                 "tls_port": getattr(fake, "tls_port", None), "pid": os.getpid()}
+                 "tls_port": getattr(fake, "tls_port", None), "pid": os.getpid(),
+                 "vserver_ports": {name: fake.vserver_port(name) for name in
+                                   (spec.partition(":")[0] for spec in args.sslvserver)}}
         print(json.dumps(ready), flush=True)
         while not stop.wait(0.5):
             pass

@@ -21,9 +21,21 @@ Choices where the reference says "unconfirmed" or leaves room:
 - ``cert``/``key`` are reported as given on add/update (``report_full_paths`` switches to the
   ``/nsconfig/ssl/<name>`` form some builds show).
 - PFX input is not modelled (599/1536). Keys other than RSA and EC answer 599/1537.
-- Binding an already bound certkey to the same vserver answers 409/273; unbinding one that is not
-  bound answers 599/258 ``No such resource [certkeyName, <name>]``; a missing SSL vserver is
-  404/258 ``No such resource [vservername, <name>]``.
+- A binding is identified by (certkey, snicert, ca): the same certkey may be bound as default and
+  as SNI certificate. Binding one that exists answers 409/273; unbinding one that is not bound
+  answers 599/1542 ``Certificate binding does not exist``; unbinding without ``snicert:true``
+  means the default (non-SNI) binding. A name that is not an SSL vserver answers 599/461
+  ``No such Vserver`` (the HTTP status is unconfirmed).
+- A second default (non-SNI, non-CA) server certificate of the same key type replaces the first
+  (CTX109711, errorcode 1546). How NITRO reports it is unconfirmed, so ``default_bind`` picks:
+  ``warning`` (replaced; 201 with errorcode 1546, severity WARNING), ``error`` (replaced, but
+  answered 599/1546 as an error) or ``keep`` (both stay bound; the first one is served).
+- SSL vservers are lb (or cs) vservers of service type SSL: ``GET lbvserver`` shows their
+  ``ipv46`` and ``port``; ``GET sslvserver`` shows ``snienable`` (default DISABLED) and
+  ``sslprofile``, not the address. ``PUT sslvserver`` sets ``snienable``.
+- Every SSL vserver has its own TLS listener (``tlsplane.py``) on its ``port``: with SNI
+  enabled, a client's server name picks the SNI-bound certificate whose names match it (CN or
+  SAN, ``*.`` wildcards one label deep), else the default certificate is served.
 - The CLI renderings never contain a pass phrase.
 """
 
@@ -111,6 +123,9 @@ class SslVServer:
     port: int = 443
     ipv46: str = "127.0.0.1"
     bindings: list[SslBinding] = field(default_factory=list)
+    snienable: bool = False  # DISABLED by default, as on the appliance
+    sslprofile: Optional[str] = None
+    kind: str = "lb"  # the lb or cs vserver (service type SSL) it belongs to
 
 
 @dataclass
@@ -122,6 +137,8 @@ class SslState:
     name_max: Optional[int] = DEFAULT_NAME_MAX  # None: no length limit (newer firmware)
     report_full_paths: bool = False
     served_vserver: Optional[str] = None  # the SSL vserver behind the TLS data plane
+    default_bind: str = "warning"  # how a replacing default bind answers (module docstring)
+    profiles: dict[str, bool] = field(default_factory=dict)  # sslprofile name -> snienable
 
 
 def ssl_state(state: State) -> SslState:
@@ -523,7 +540,19 @@ def _cli_bind(call: Call) -> str:
 
 def _cli_unbind(call: Call) -> str:
     return (f"unbind ssl vserver {quote(call.name or '')} -certkeyName "
-            f"{quote(call.args.get('certkeyname', ''))}")
+            f"{quote(call.args.get('certkeyname', ''))}"
+            f"{' -SNICert' if _truthy(call.args.get('snicert')) else ''}"
+            f"{' -CA' if _truthy(call.args.get('ca')) else ''}")
+
+
+def _cli_set_vserver(call: Call) -> str:
+    body = _body(call)
+    sni = f" -SNIEnable {body['snienable']}" if body.get("snienable") else ""
+    return f"set ssl vserver {quote(str(body.get('vservername', '')))}{sni}"
+
+
+def _cli_show_profile(call: Call) -> str:
+    return f"show ssl profile {quote(call.name)}" if call.name else "show ssl profile"
 
 
 # --- sslcertkey ---------------------------------------------------------------------------------
@@ -650,13 +679,17 @@ def _delete_unused_files(state: State, ssl: SslState, paths: list[Optional[str]]
 def _vserver(ssl: SslState, name: str) -> SslVServer:
     found = ssl.vservers.get(name)
     if found is None:
-        raise NitroFault(404, 258, f"No such resource [vservername, {name}]")
+        raise NitroFault(599, 461, "No such Vserver")
     return found
 
 
 def _describe_vserver(vs: SslVServer) -> dict[str, Any]:
-    return {"vservername": vs.name, "servicetype": "SSL", "ipv46": vs.ipv46, "port": vs.port,
-            "ssl3": "DISABLED", "tls12": "ENABLED", "tls13": "ENABLED", "snienable": "DISABLED"}
+    obj: dict[str, Any] = {"vservername": vs.name, "ssl3": "DISABLED", "tls12": "ENABLED",
+                           "tls13": "ENABLED",
+                           "snienable": "ENABLED" if vs.snienable else "DISABLED"}
+    if vs.sslprofile:
+        obj["sslprofile"] = vs.sslprofile
+    return obj
 
 
 @handler("GET", "sslvserver", cli=_cli_show_vserver)
@@ -666,29 +699,81 @@ def show_vservers(state: State, call: Call) -> Optional[dict[str, Any]]:
     return {"sslvserver": [_describe_vserver(v) for v in chosen]}
 
 
-def _bind(state: State, call: Call) -> None:
+@handler("PUT", "sslvserver", cli=_cli_set_vserver)
+def set_vserver(state: State, call: Call) -> None:
+    body = _body(call)
+    _reject_unknown(body, frozenset({"vservername", "snienable"}))
+    vs = _vserver(ssl_state(state), _required(body, "vservername"))
+    if body.get("snienable"):
+        vs.snienable = str(body["snienable"]).upper() == "ENABLED"
+
+
+@handler("GET", "sslprofile", cli=_cli_show_profile)
+def show_profiles(state: State, call: Call) -> Optional[dict[str, Any]]:
+    profiles = ssl_state(state).profiles
+    names = [call.name] if call.name else list(profiles)
+    if call.name and call.name not in profiles:
+        raise NitroFault(599, 258, f"No such resource [name, {call.name}]")
+    return {"sslprofile": [{"name": n, "snienable": "ENABLED" if profiles[n] else "DISABLED"}
+                           for n in names]}
+
+
+def sni_enabled(ssl: SslState, vs: SslVServer) -> bool:
+    """SNI as the vserver has it: from its SSL profile when one is attached."""
+    if vs.sslprofile:
+        return ssl.profiles.get(vs.sslprofile, False)
+    return vs.snienable
+
+
+def key_type(ck: CertKey) -> str:
+    return _public_key_fields(ck.cert)["publickey"]
+
+
+def _is_server(binding: SslBinding) -> bool:
+    return not binding.snicert and not binding.ca
+
+
+def _bind(state: State, call: Call) -> Optional[dict[str, Any]]:
     body = _body(call)
     _reject_unknown(body, _BIND_FIELDS)
     ssl = ssl_state(state)
     vs = _vserver(ssl, _required(body, "vservername"))
     ck = _certkey(ssl, _required(body, "certkeyname"))
-    if any(b.certkey == ck.name for b in vs.bindings):
+    new = SslBinding(ck.name, _truthy(body.get("snicert")), _truthy(body.get("ca")))
+    if new in vs.bindings:
         raise NitroFault(409, 273, "Resource already exists")
-    vs.bindings.append(SslBinding(ck.name, _truthy(body.get("snicert")), _truthy(body.get("ca"))))
+    replaced = [b for b in vs.bindings if _is_server(new) and _is_server(b)
+                and b.certkey in ssl.certkeys and key_type(ssl.certkeys[b.certkey]) == key_type(ck)]
+    if replaced and ssl.default_bind != "keep":
+        vs.bindings = [b for b in vs.bindings if b not in replaced]
+    vs.bindings.append(new)
+    if not replaced or ssl.default_bind == "keep":
+        return None
+    message = "Current certificate replaces the previous binding"
+    if ssl.default_bind == "error":
+        state.mark_changed()  # the answer is an error, but the binding did change
+        raise NitroFault(599, 1546, message)
+    return {"errorcode": 1546, "message": message, "severity": "WARNING"}
 
 
 handler("PUT", "sslvserver_sslcertkey_binding", status=201, cli=_cli_bind)(_bind)
 handler("POST", "sslvserver_sslcertkey_binding", status=201, cli=_cli_bind)(_bind)
 
 
+def _binding_rows(vs: SslVServer) -> list[dict[str, Any]]:
+    return [{"vservername": vs.name, "certkeyname": b.certkey, "snicert": b.snicert,
+             "ca": b.ca} for b in vs.bindings]
+
+
 @handler("GET", "sslvserver_sslcertkey_binding", cli=_cli_show_vserver)
 def show_vserver_bindings(state: State, call: Call) -> Optional[dict[str, Any]]:
+    ssl = ssl_state(state)
     if not call.name:
-        raise NitroFault(599, 1095, "Required argument missing")
-    vs = _vserver(ssl_state(state), call.name)
-    rows = [{"vservername": vs.name, "certkeyname": b.certkey, "snicert": b.snicert, "ca": b.ca}
-            for b in vs.bindings]
-    return {"sslvserver_sslcertkey_binding": rows}
+        if call.query.get("bulkbindings", "").lower() != "yes":
+            raise NitroFault(599, 1095, "Required argument missing")
+        return {"sslvserver_sslcertkey_binding": [
+            row for vs in ssl.vservers.values() for row in _binding_rows(vs)]}
+    return {"sslvserver_sslcertkey_binding": _binding_rows(_vserver(ssl, call.name))}
 
 
 @handler("DELETE", "sslvserver_sslcertkey_binding", cli=_cli_unbind)
@@ -697,10 +782,10 @@ def unbind(state: State, call: Call) -> None:
     certkey = call.args.get("certkeyname", "")
     if not certkey:
         raise NitroFault(599, 1095, "Required argument missing")
-    kept = [b for b in vs.bindings if b.certkey != certkey]
-    if len(kept) == len(vs.bindings):
-        raise NitroFault(599, 258, f"No such resource [certkeyName, {certkey}]")
-    vs.bindings = kept
+    gone = SslBinding(certkey, _truthy(call.args.get("snicert")), _truthy(call.args.get("ca")))
+    if gone not in vs.bindings:
+        raise NitroFault(599, 1542, "Certificate binding does not exist")
+    vs.bindings.remove(gone)
 
 
 def _vserver_rows(ssl: SslState, certkey: str) -> list[dict[str, Any]]:
@@ -731,22 +816,23 @@ def show_certkey_binding(state: State, call: Call) -> Optional[dict[str, Any]]:
 
 # --- helpers for FakeNetScaler and the TLS data plane (callers hold state.lock) -----------------
 
-def add_sslvserver(state: State, name: str, *, port: int = 443,
-                   serve: Optional[bool] = None) -> None:
-    """Create an SSL vserver; the first one (or ``serve=True``) is behind the TLS data plane."""
+def add_sslvserver(state: State, name: str, *, port: int = 443, serve: Optional[bool] = None,
+                   sni: bool = False, kind: str = "lb", sslprofile: Optional[str] = None) -> None:
+    """Create an SSL vserver; the first one (or ``serve=True``) is behind ``tls_port``."""
     ssl = ssl_state(state)
-    ssl.vservers[name] = SslVServer(name, port)
+    ssl.vservers[name] = SslVServer(name, port, snienable=sni, sslprofile=sslprofile, kind=kind)
     if serve or (serve is None and ssl.served_vserver is None):
         ssl.served_vserver = name
 
 
-def bind_certkey(state: State, vserver: str, certkey: str) -> None:
+def bind_certkey(state: State, vserver: str, certkey: str, *, sni: bool = False) -> None:
     """Bind as a test set-up step (same checks as NITRO, no request log, no config change)."""
     ssl = ssl_state(state)
     vs = _vserver(ssl, vserver)
     _certkey(ssl, certkey)
-    if all(b.certkey != certkey for b in vs.bindings):
-        vs.bindings.append(SslBinding(certkey))
+    binding = SslBinding(certkey, snicert=sni)
+    if binding not in vs.bindings:
+        vs.bindings.append(binding)
 
 
 def certkeys(state: State) -> list[dict[str, Any]]:
@@ -755,14 +841,45 @@ def certkeys(state: State) -> list[dict[str, Any]]:
     return [describe(ssl, ck) for ck in ssl.certkeys.values()]
 
 
-def served_chain(state: State) -> Optional[tuple[PrivateKey, list[x509.Certificate]]]:
-    """Key and chain (leaf first) of the server certkey bound to the data-plane vserver."""
+Served = tuple[PrivateKey, list[x509.Certificate]]
+
+
+def _material(ssl: SslState, name: str) -> Optional[Served]:
+    ck = ssl.certkeys.get(name)
+    if ck is None or ck.key is None:
+        return None
+    return ck.key, [c.cert for c in chain_of(ssl, ck.name)]
+
+
+def _matches_name(cert: x509.Certificate, server_name: str) -> bool:
+    wanted = server_name.lower().rstrip(".")
+    cns = [str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    for name in [*cns, *(n.lower() for n in san_dns(cert))]:
+        if name == wanted or (name.startswith("*.") and "." in wanted
+                              and wanted.split(".", 1)[1] == name[2:]):
+            return True
+    return False
+
+
+def served_chain(state: State, vserver: Optional[str] = None,
+                 server_name: Optional[str] = None) -> Optional[Served]:
+    """Key and chain (leaf first) a client of ``vserver`` (default: the data-plane one) gets.
+
+    With SNI enabled, an SNI-bound certificate matching ``server_name`` wins; otherwise the
+    first default server certificate.
+    """
     ssl = ssl_state(state)
-    vs = ssl.vservers.get(ssl.served_vserver or "")
+    vs = ssl.vservers.get(vserver or ssl.served_vserver or "")
     if vs is None:
         return None
+    if server_name and sni_enabled(ssl, vs):
+        for binding in vs.bindings:
+            ck = ssl.certkeys.get(binding.certkey)
+            if binding.snicert and ck is not None and _matches_name(ck.cert, server_name):
+                return _material(ssl, ck.name)
     for binding in vs.bindings:
-        ck = ssl.certkeys.get(binding.certkey)
-        if ck is not None and ck.key is not None and not binding.ca:
-            return ck.key, [c.cert for c in chain_of(ssl, ck.name)]
+        if _is_server(binding):
+            found = _material(ssl, binding.certkey)
+            if found is not None:
+                return found
     return None

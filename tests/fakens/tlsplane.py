@@ -1,10 +1,13 @@
 """The fake appliance's SSL data plane: a TLS listener that serves what NITRO configured.
 
-Every new connection gets an ``ssl.SSLContext`` built from the current state: the server certkey
-bound to the data-plane SSL vserver (see ``tests.fakens.ssl.served_chain``) plus the CA certkeys
-reached by following ``linkcertkeyname``, in link order — exactly what a NetScaler sends. An
-update through NITRO therefore shows on the next connection. Without a bound certkey the
-connection is closed before any handshake. After a handshake the listener answers one HTTP
+One listener per SSL vserver (``vserver``), plus the historic ``tls_port`` one that follows the
+data-plane SSL vserver (``vserver=None``). Every new connection gets an ``ssl.SSLContext`` built
+from the current state: the default server certkey bound to the vserver (see
+``tests.fakens.ssl.served_chain``) plus the CA certkeys reached by following
+``linkcertkeyname``, in link order — exactly what a NetScaler sends. When the client sends a
+server name and the vserver has SNI enabled, the SNI callback switches to the SNI-bound
+certificate matching that name. An update through NITRO therefore shows on the next
+connection. Without a default server certkey the connection is closed before any handshake. After a handshake the listener answers one HTTP
 request with ``200 ok`` so that curl and browsers get a response.
 
 Contexts are cached by their PEM material; the PEM files ``load_cert_chain`` needs exist only
@@ -39,8 +42,10 @@ _RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\
 class TlsPlane:
     """A threaded TLS listener on ``host``; ``port`` is known after ``start()``."""
 
-    def __init__(self, state: State, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, state: State, host: str = "127.0.0.1", port: int = 0,
+                 vserver: Optional[str] = None) -> None:
         self.state = state
+        self.vserver = vserver
         self._address = (host, port)
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -82,10 +87,10 @@ class TlsPlane:
             self._tmpdir = None
         self._cache.clear()
 
-    def context(self) -> Optional[ssl.SSLContext]:
+    def context(self, server_name: Optional[str] = None) -> Optional[ssl.SSLContext]:
         """A server context for what is bound right now, or None when nothing is."""
         with self.state.lock:
-            served = sslconf.served_chain(self.state)
+            served = sslconf.served_chain(self.state, self.vserver, server_name)
         if served is None:
             return None
         key, chain = served
@@ -107,6 +112,7 @@ class TlsPlane:
         if self._tmpdir is None:
             raise RuntimeError("TLS data plane not started")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.sni_callback = self._pick_by_name
         chain_file = os.path.join(self._tmpdir, "chain.pem")
         key_file = os.path.join(self._tmpdir, "key.pem")
         try:
@@ -118,6 +124,14 @@ class TlsPlane:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
         return context
+
+    def _pick_by_name(self, tls: ssl.SSLObject, server_name: Optional[str],
+                      _context: ssl.SSLContext) -> None:
+        """SNI: serve what the vserver binds for this name (its default when nothing matches)."""
+        if server_name:
+            chosen = self.context(server_name)
+            if chosen is not None:
+                tls.context = chosen
 
     def track(self, sock: socket.socket, is_open: bool) -> None:
         with self._cache_lock:
