@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .config import Settings
@@ -122,10 +123,14 @@ def check_vserver(client: NitroClient, settings: Settings) -> list[Check]:
 # -- the report of `ns-letsencrypt test` --------------------------------------------------
 
 
-def connectivity_report(client: NitroClient, settings: Settings) -> list[Check]:
+def connectivity_report(client: NitroClient, settings: Settings,
+                        domains: Optional[Path] = None,
+                        certs_dir: Optional[Path] = None) -> list[Check]:
     """Log in and run every probe; a failure becomes a failed Check, never an exception.
 
     ``client`` must not be entered yet: this function logs in and (always) out again.
+    ``domains``/``certs_dir`` (dehydrated's domains.txt and CERTDIR, when known) let the
+    NS_BIND check name entries that match no certificate.
     """
     checks: list[Check] = []
     try:
@@ -138,11 +143,26 @@ def connectivity_report(client: NitroClient, settings: Settings) -> list[Check]:
             checks.extend(_guarded("ha", lambda: [_ha_check(client)]))
             checks.extend(_guarded("responder", lambda: [_responder_check(client)]))
             checks.extend(_guarded("vserver", lambda: check_vserver(client, settings)))
+            if settings.bind:  # SSL vserver bindings (issue 9): reads only, none without NS_BIND
+                checks.extend(_guarded("bind", lambda: _bind_checks(client, settings, domains,
+                                                                    certs_dir)))
     except NitroConnectionError as exc:
         checks.append(failed("nitro", exc.message, exc.hint, ExitStatus.CONNECT))
     except NitroAuthError as exc:
         checks.append(failed("nitro", exc.message, exc.hint, ExitStatus.AUTH))
     return checks
+
+
+def _bind_checks(client: NitroClient, settings: Settings, domains: Optional[Path],
+                 certs_dir: Optional[Path]) -> list[Check]:
+    from . import bindings
+    from .errors import InputError
+
+    try:
+        index, kinds = bindings.domains_index(domains, certs_dir)
+    except InputError as exc:
+        return [failed("bind", exc.message, exc.hint, ExitStatus.CONFIG)]
+    return bindings.check(client, settings, index, kinds)
 
 
 def _guarded(name: str, probe: Callable[[], list[Check]]) -> list[Check]:

@@ -62,6 +62,14 @@ class Certificate:
             return self.common_name
         return self.fingerprint[:16]
 
+    @property
+    def key_type(self) -> str:
+        """``RSA`` or ``ECC`` (as NITRO's ``publickey`` names them), else ``OTHER``."""
+        public = serialization.load_der_public_key(self.public_key_der)
+        if isinstance(public, rsa.RSAPublicKey):
+            return "RSA"
+        return "ECC" if isinstance(public, ec.EllipticCurvePublicKey) else "OTHER"
+
 
 @dataclass(frozen=True)
 class PrivateKey:

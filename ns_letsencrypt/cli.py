@@ -39,7 +39,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _flag_overrides(args: argparse.Namespace) -> dict[str, str]:
     """Global flags that override configuration values (never secrets: argv is public)."""
     pairs = {"NS_URL": args.url, "NS_USER": args.user, "NS_VSERVER": args.vserver,
-             "NS_VSERVER_TYPE": args.vserver_type}
+             "NS_VSERVER_TYPE": args.vserver_type, "NS_BIND": args.bind}
     return {key: value for key, value in pairs.items() if value is not None}
 
 
@@ -55,6 +55,8 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vserver", help="challenge vserver name (NS_VSERVER)")
     parser.add_argument("--vserver-type", choices=("lb", "cs", "global"),
                         help="challenge bind point (NS_VSERVER_TYPE)")
+    parser.add_argument("--bind", metavar="ENTRIES",
+                        help='SSL vserver bindings (NS_BIND): "CERT=VSERVER[,VSERVER...] ..."')
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output on stderr (-vv: every NITRO request)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
@@ -84,7 +86,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
 
 
 _VALUE_OPTIONS = frozenset({"--env-file", "--legacy-config", "--url", "--user", "--vserver",
-                            "--vserver-type"})
+                            "--vserver-type", "--bind"})
 
 
 def _command_in(argv: Sequence[str]) -> Optional[str]:

@@ -46,13 +46,16 @@ def run(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
 def readiness_checks(load_settings: SettingsLoader) -> list[Check]:
     """Load the configuration and run the connectivity report; a config error is a check too."""
     from .appliance import connectivity_report
+    from .register import home_dir
     from .session import open_client
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         return [failed("config", exc.message, exc.hint, ExitStatus.CONFIG)]
-    return connectivity_report(open_client(settings), settings)
+    home = home_dir()  # dehydrated's domains.txt and certs/, for the NS_BIND check
+    return connectivity_report(open_client(settings), settings, home / "domains.txt",
+                               home / "certs")
 
 
 def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) -> int:

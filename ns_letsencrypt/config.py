@@ -76,6 +76,10 @@ class Settings:
     certkey_names: Mapping[str, str] = field(default_factory=dict)  # NS_CERTKEY_NAMES
     # NS_CERTKEY_NAMES="www.example.com=le-server-www,shop.example.org=le-shop": adopt an
     # existing certkey (e.g. the original tool's le-server-* names) for that certificate.
+    # --- SSL vserver bindings (issue 9) ---
+    bind: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # NS_BIND / --bind
+    # NS_BIND="www.example.com=vs-www-ssl,cs-main-ssl shopalias=cs-main-ssl": certificate (first
+    # name or alias of its domains.txt line) -> the SSL vservers that must serve it.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # field name -> where its value came from ("flag", "env NS_URL", ".env /x/.env", ...)
 
@@ -408,6 +412,28 @@ def _parse_certkey_names(raw: _Raw) -> dict[str, str]:
     return names
 
 
+_CERT_NAME = re.compile(r"[a-z0-9_*][a-z0-9_.*-]*")
+
+
+def _parse_bind(raw: _Raw) -> dict[str, tuple[str, ...]]:
+    """``CERT=VSERVER[,VSERVER...]`` entries separated by blanks or ``;`` (NS_BIND)."""
+    wanted: dict[str, tuple[str, ...]] = {}
+    for entry in filter(None, re.split(r"[\s;]+", raw.value.strip())):
+        cert, equals, rest = entry.partition("=")
+        cert = cert.lower().rstrip(".")
+        vservers = [name for name in rest.split(",") if name]
+        if not equals or not _CERT_NAME.fullmatch(cert) or not vservers:
+            raise _Invalid('entries must look like "www.example.com=vs-www-ssl[,cs-ssl]" (the '
+                           "first name or alias of a domains.txt line, then SSL vservers), "
+                           f"separated by blanks or ';', got {_shown(entry)}")
+        bad = [name for name in vservers if not is_valid_name(name, 127)]
+        if bad:
+            raise _Invalid(f"vserver names must {_NAME_RULE} (no spaces), got {_shown(bad[0])}")
+        merged = [*wanted.get(cert, ()), *vservers]
+        wanted[cert] = tuple(dict.fromkeys(merged))
+    return wanted
+
+
 # NS_* name -> (Settings field, parser). NS_PASSWORD(_FILE) are resolved separately.
 _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_URL": ("url", _parse_url),
@@ -433,6 +459,7 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_ALLOW_KEY_OVER_HTTP": ("allow_key_over_http", _parse_bool),
     "NS_CERTKEY_MAX_LEN": ("certkey_max_len", _int_in(8, 127)),
     "NS_CERTKEY_NAMES": ("certkey_names", _parse_certkey_names),
+    "NS_BIND": ("bind", _parse_bind),  # SSL vserver bindings (issue 9)
 }
 SETTING_NAMES = frozenset(_PARSERS) | {"NS_PASSWORD", "NS_PASSWORD_FILE"}
 # Room a certkey name needs after the prefix: at least one character, "-" and the hash.

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional
 
-from . import appliance, certs, naming, served
+from . import appliance, bindings, certs, naming, served
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -52,7 +52,8 @@ NOTIFICATION_DAYS = 14
 TAG_LEN = 12  # hex digits of a fingerprint in file names: unique per generation, short
 _CONTENTS_CLASH = re.compile(r"certkeyName\s+Contents\s*,\s*(.+)$", re.IGNORECASE)
 _CN = re.compile(r"CN\s*=\s*([^,/]+)")
-_CERTKEY_ATTRS = ("certkey", "cert", "key", "serial", "subject", "issuer", "linkcertkeyname")
+_CERTKEY_ATTRS = ("certkey", "cert", "key", "serial", "subject", "issuer", "linkcertkeyname",
+                  "publickey")
 ALREADY_GONE = frozenset({258, 1540})
 NOT_LINKED = 1545
 FILE_EXISTS = 1642
@@ -216,10 +217,12 @@ class DeployResult:
     serial: str
     chain: list[str] = field(default_factory=list)  # CA certkeys, nearest first
     removed: list[str] = field(default_factory=list)  # superseded objects deleted
+    bound: list[str] = field(default_factory=list)  # NS_BIND vservers that serve it
+    bindings_changed: list[str] = field(default_factory=list)  # what binding wrote
 
     @property
     def changed(self) -> bool:
-        return self.action != "unchanged"
+        return self.action != "unchanged" or bool(self.bindings_changed)
 
 
 def certkey_for(settings: Settings, bundle: Bundle) -> tuple[str, bool]:
@@ -327,6 +330,8 @@ class Deployer:
         self._inventory: Optional[Inventory] = None
         self._probed = False
         self._ha = False
+        self._binder: Optional[bindings.Binder] = None
+        self._key_types: dict[str, str] = {}  # certkeys whose key type we know locally
 
     @property
     def inventory(self) -> Inventory:
@@ -349,9 +354,13 @@ class Deployer:
         reasons = differences(plan, inventory)
         result = DeployResult(bundle.name, plan.certkey, "unchanged", bundle.leaf.serial,
                               [ca.certkey for ca in plan.cas])
+        self._key_types[plan.certkey] = bundle.leaf.key_type
         if not reasons:
             logger.info("%s: certkey %s already serves serial %s", bundle.name, plan.certkey,
                         bundle.leaf.serial)
+            self._bind(plan, result)
+            if result.bindings_changed:
+                self._check_served(plan, result)
             return result
         logger.info("%s: deploying serial %s to certkey %s (%s)", bundle.name,
                     bundle.leaf.serial, plan.certkey, "; ".join(reasons))
@@ -387,22 +396,56 @@ class Deployer:
         result.removed = self._cleanup(plan, previous_files, previous_chain)
         logger.info("%s: certkey %s %s (serial %s, chain %s)", bundle.name, plan.certkey,
                     result.action, bundle.leaf.serial, " -> ".join(result.chain) or "none")
+        self._bind(plan, result)
         self._check_served(plan, result)
         return result
+
+    # -- NS_BIND ------------------------------------------------------------------------
+
+    @property
+    def binder(self) -> bindings.Binder:
+        if self._binder is None:
+            self._binder = bindings.Binder(self.client, self.settings, self._key_type)
+        return self._binder
+
+    def _key_type(self, certkey: str) -> Optional[str]:
+        known = self._key_types.get(certkey)
+        if known:
+            return known
+        text = str((self.inventory.certkeys.get(certkey) or {}).get("publickey") or "").upper()
+        return "RSA" if "RSA" in text else "ECC" if "EC" in text else None
+
+    def _bind(self, plan: Plan, result: DeployResult) -> None:
+        """Make the NS_BIND vservers of this certificate serve its certkey (see bindings.py)."""
+        names = (plan.bundle.name, plan.bundle.leaf.primary_name)
+        if not bindings.vservers_for(self.settings, *names):
+            return
+        outcome = self.binder.ensure(names, plan.certkey, first=result.action == "added")
+        result.bound, result.bindings_changed = outcome.vservers, outcome.changed
+        if outcome.changed:
+            self.changed = True
 
     def _check_served(self, plan: Plan, result: DeployResult) -> None:
         """With NS_VERIFY_SERVED, look at what the VIP now serves (the deploy itself stands)."""
         if self.settings.verify_served == "off":
             return
-        if result.action == "added":  # nothing can be bound to a certkey that did not exist
-            logger.info("%s: bind certkey %s to its SSL vserver; the served certificate is "
-                        "checked from its next deploy on", plan.bundle.name, plan.certkey)
+        if result.action == "added" and not result.bound:
+            logger.info("%s: certkey %s is new and NS_BIND binds it nowhere; the served "
+                        "certificate is checked once it is bound", plan.bundle.name, plan.certkey)
             return
-        problems = served.report(self.settings, plan.bundle.leaf)
+        problems = served.report(self.settings, plan.bundle.leaf, self._addresses(result))
         if problems:
             raise DeployError("served", f"certkey {plan.certkey} now holds serial "
                               f"{plan.bundle.leaf.serial}, but {problems}",
                               "fix what the VIP serves; NS_VERIFY_SERVED=warn only logs this")
+
+    def _addresses(self, result: DeployResult) -> list[tuple[str, int]]:
+        """Where to look: NS_VERIFY_ADDRESS, else each bound vserver's VIP as NITRO tells it,
+        else (empty) the certificate's first name on port 443."""
+        if self.settings.verify_address or not result.bound:
+            return []
+        found = [bindings.address_of(self.client, name) for name in result.bound]
+        return [address for address in found if address is not None]
 
     # -- steps --------------------------------------------------------------------------
 

@@ -59,7 +59,9 @@ def startup_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     from .report import Level, overall_status
 
     settings = load_settings()
-    checks = connectivity_report(open_client(settings), settings)
+    domains = _domains_file()
+    certs_dir = Path(os.environ.get("CERTDIR") or (domains.parent / "certs" if domains else "."))
+    checks = connectivity_report(open_client(settings), settings, domains, certs_dir)
     for check in checks:
         if check.level is not Level.OK:
             hint = f" (hint: {check.hint})" if check.hint else ""

@@ -65,12 +65,16 @@ class Scope:
     vserver: str = ""
     vserver_type: str = "lb"
     adopted: tuple[str, ...] = ()  # certkeys named in NS_CERTKEY_NAMES
+    bind_vservers: tuple[str, ...] = ()  # SSL vservers named in NS_BIND
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scope:
+        from .bindings import listed_vservers
+
         return cls(settings.certkey_prefix, settings.challenge_prefix, settings.cert_path,
                    settings.vserver or "", settings.vserver_type,
-                   tuple(sorted(set(settings.certkey_names.values()))))
+                   tuple(sorted(set(settings.certkey_names.values()))),
+                   tuple(listed_vservers(settings)))
 
 
 def literal(text: str) -> str:
@@ -129,6 +133,8 @@ def command_patterns(scope: Scope) -> list[str]:
         f"^(add|rm) system file {files}{location}$",
         f"^show system file( {files}| -fileName {files})?{location}$",
     ]
+    if scope.bind_vservers:
+        patterns += bind_patterns(scope, certkey)
     if scope.vserver_type == "global":
         patterns.append(f"^bind responder global {ch} [0-9]+( {VALUE})?{options(GLOBAL_OPTIONS)}$")
     elif scope.vserver:
@@ -137,6 +143,18 @@ def command_patterns(scope: Scope) -> list[str]:
         patterns.append(f"^(bind|unbind) {kind} vserver {vserver}{binding} -policyName {ch}"
                         f"{binding}$")
     return patterns
+
+
+def bind_patterns(scope: Scope, certkey: str) -> list[str]:
+    """NS_BIND: read SSL vservers and profiles; bind our certkeys to the listed vservers (SNI
+    or default); unbind any certkey, but only from a listed vserver's default slot (replacing
+    a hand-installed default certificate)."""
+    listed = one_of(quoted(name) for name in scope.bind_vservers)
+    return [
+        f"^show ssl (vserver|profile)( {ANY_NAME})?$",
+        f"^bind ssl vserver {listed} -certkeyName {certkey}( -SNICert( (YES|true))?)?$",
+        f"^unbind ssl vserver {listed} -certkeyName {ANY_NAME}$",
+    ]
 
 
 def command_regex(scope: Scope) -> str:
@@ -165,6 +183,8 @@ def render(scope: Scope, policy_name: str, user: str) -> str:
         f"# certificate directory {scope.cert_path}, challenges on {where}.",
         *([f"# Adopted certkeys (NS_CERTKEY_NAMES): {', '.join(scope.adopted)}; re-run this "
            "command when that list changes."] if scope.adopted else []),
+        *([f"# SSL vservers it may bind to (NS_BIND): {', '.join(scope.bind_vservers)}; re-run "
+           "this command when that list changes."] if scope.bind_vservers else []),
         "# Run on the NetScaler CLI as nsroot (ssh nsroot@<NSIP>). 'add system user' prompts",
         "# for the password: choose a long random one and store it only in NS_PASSWORD_FILE",
         "# (mode 0600) on the ns-letsencrypt host. Never pass it on a command line.",

@@ -2,7 +2,8 @@
 
 NITRO tells which certificate a certkey holds and what it links to; only a TLS handshake with
 the VIP shows what browsers and API clients actually get. After a deploy this module connects
-to the certificate's first name (or ``NS_VERIFY_ADDRESS``) with that name as SNI and checks
+to the certificate's first name (or ``NS_VERIFY_ADDRESS``, else the VIP of each vserver NS_BIND
+binds it to, as NITRO reports it) with that name as SNI and checks
 that the leaf is the new certificate, that the chain sent verifies against the trust store
 (``NS_VERIFY_CA_BUNDLE``, else the system's) for that name, and that no root is sent.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Sequence
 from typing import Optional
 
 from .certs import Certificate, normalize_serial, parse_certificate
@@ -23,10 +25,15 @@ logger = logging.getLogger(__name__)
 HTTPS_PORT = 443
 
 
-def check(settings: Settings, leaf: Certificate) -> list[str]:
-    """The problems of what the VIP serves for ``leaf``'s first name (empty: all is well)."""
+def check(settings: Settings, leaf: Certificate,
+          address: Optional[tuple[str, int]] = None) -> list[str]:
+    """The problems of what the VIP serves for ``leaf``'s first name (empty: all is well).
+
+    ``address`` is where to connect (NS_VERIFY_ADDRESS wins over it; default: the name:443).
+    """
     name = leaf.primary_name
-    host, port = _address(settings, name)
+    host, port = _address(settings, name) if address is None or settings.verify_address else (
+        address)
     where = f"{f'[{host}]' if ':' in host else host}:{port} (SNI {name})"
     try:
         sent, verify_error = _handshake(settings, host, port, name)
@@ -51,14 +58,17 @@ def check(settings: Settings, leaf: Certificate) -> list[str]:
     return problems
 
 
-def report(settings: Settings, leaf: Certificate) -> Optional[str]:
+def report(settings: Settings, leaf: Certificate,
+           addresses: Sequence[tuple[str, int]] = ()) -> Optional[str]:
     """Run :func:`check` as ``settings.verify_served`` says; the text of the problems, if any.
 
-    ``warn`` logs them; ``on`` leaves them to the caller to fail with; ``off`` checks nothing.
+    ``addresses``: every VIP to look at (none: the default address). ``warn`` logs the
+    problems; ``on`` leaves them to the caller to fail with; ``off`` checks nothing.
     """
     if settings.verify_served == "off":
         return None
-    problems = check(settings, leaf)
+    where: list[Optional[tuple[str, int]]] = list(addresses) or [None]
+    problems = [p for address in where for p in check(settings, leaf, address)]
     if not problems:
         logger.info("%s: the VIP serves serial %s with a chain that verifies",
                     leaf.primary_name, leaf.serial)

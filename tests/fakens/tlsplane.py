@@ -7,8 +7,9 @@ from the current state: the default server certkey bound to the vserver (see
 ``linkcertkeyname``, in link order — exactly what a NetScaler sends. When the client sends a
 server name and the vserver has SNI enabled, the SNI callback switches to the SNI-bound
 certificate matching that name. An update through NITRO therefore shows on the next
-connection. Without a default server certkey the connection is closed before any handshake. After a handshake the listener answers one HTTP
-request with ``200 ok`` so that curl and browsers get a response.
+connection. Without a default server certkey the connection is closed before any handshake.
+After a handshake the listener answers one HTTP request with ``200 ok`` so that curl and
+browsers get a response.
 
 Contexts are cached by their PEM material; the PEM files ``load_cert_chain`` needs exist only
 for the moment of loading, in a private temporary directory removed on stop.
