@@ -4,9 +4,9 @@
 # Starts pebble (Let's Encrypt's test CA) + pebble-challtestsrv (its DNS, answering 127.0.0.1 for
 # every name) + the fake NetScaler (tests/fakens) on 127.0.0.1, writes a config.sh, domains.txt
 # and .env for them in .demo/run.*/home, registers, issues and deploys a SAN certificate through
-# the real ns-cronjob.sh and hooks/ns-hook.sh, binds it to the fake SSL vserver (once, like an
-# administrator would), shows `ns-letsencrypt status` and what a TLS client receives, forces a
-# renewal with ns-forcerenew.sh (updated in place: the binding stays), and stops everything it
+# the real ns-cronjob.sh and hooks/ns-hook.sh, which also binds it to the fake SSL vserver
+# (NS_BIND: no manual step), shows `ns-letsencrypt status` and what a TLS client receives, forces
+# a renewal with ns-forcerenew.sh (updated in place: the binding stays), and stops everything it
 # started. `make deps` (run by `make demo`) installs pebble, dehydrated and the venv first.
 set -euo pipefail
 
@@ -94,6 +94,9 @@ NS_TLS_PIN=$ns_pin
 NS_VSERVER=web
 NS_VSERVER_TYPE=lb
 NS_PREFLIGHT_ADDRESS=127.0.0.1:$dataplane
+NS_BIND="${NAMES[0]}=$SSL_VSERVER"
+NS_VERIFY_SERVED=on
+NS_VERIFY_CA_BUNDLE=$root
 EOF
 chmod 600 "$home/.env"
 sed 's/^/  /' "$home/.env"
@@ -107,20 +110,8 @@ say "ns-letsencrypt test"
 say "ns-letsencrypt register --email demo@example.test"
 "$py" -m ns_letsencrypt register --email demo@example.test
 
-say "./ns-cronjob.sh  (issue + deploy ${NAMES[*]})"
+say "./ns-cronjob.sh  (issue + deploy ${NAMES[*]}, bind $CERTKEY to $SSL_VSERVER)"
 ./ns-cronjob.sh
-
-say "binding $CERTKEY to SSL vserver $SSL_VSERVER (once, as an administrator would)"
-"$py" - "$SSL_VSERVER" "$CERTKEY" <<'EOF'
-import sys
-from ns_letsencrypt.config import load_settings
-from ns_letsencrypt.session import open_client
-with open_client(load_settings()) as client:
-    client.bind("sslvserver_sslcertkey_binding",
-                {"vservername": sys.argv[1], "certkeyname": sys.argv[2]})
-    client.action("nsconfig", "save", {})
-print(f"bind ssl vserver {sys.argv[1]} -certkeyName {sys.argv[2]}; save ns config: done")
-EOF
 
 # What a TLS client of the SSL vserver receives, verified against pebble's root.
 show_tls() {
