@@ -229,21 +229,35 @@ class Binder:
                             "certificate too (it had none, for clients without SNI)")
             return done
         if certkey in vs.defaults():
-            return []
+            # Another default of the same key type next to ours is what an interrupted
+            # replacement leaves on firmware that keeps both: finish the replacement.
+            return [self._drop_previous(vs, certkey)] if self._previous(vs, certkey) else []
         return [self._replace_default(vs, certkey)]
 
-    def _replace_default(self, vs: Vserver, certkey: str) -> str:
+    def _previous(self, vs: Vserver, certkey: str) -> list[str]:
         kind = self.key_type(certkey)
-        previous = [name for name in vs.defaults() if self._same_kind(name, kind)]
+        return [name for name in vs.defaults() if name != certkey and self._same_kind(name, kind)]
+
+    def _replace_default(self, vs: Vserver, certkey: str) -> str:
+        previous = self._previous(vs, certkey)
         self._bind(vs, certkey, sni=False)
         # The appliance decides what a second default does (replace, 1546); look, then act.
         vs.bindings = read_bindings(self.client, vs.name)
         if certkey not in vs.defaults():
             raise DeployError("bind", f"SSL vserver {vs.name} does not list certkey {certkey} "
                               "as its default certificate after binding it")
+        for old in self._previous(vs, certkey):
+            self._unbind_default(vs, old)
+        return self._replaced(vs, certkey, previous)
+
+    def _drop_previous(self, vs: Vserver, certkey: str) -> str:
+        previous = self._previous(vs, certkey)
         for old in previous:
-            if old in vs.defaults() and self._same_kind(old, kind):
-                self._unbind_default(vs, old)
+            self._unbind_default(vs, old)
+        return self._replaced(vs, certkey, previous)
+
+    @staticmethod
+    def _replaced(vs: Vserver, certkey: str, previous: list[str]) -> str:
         if not previous:
             return f"bound certkey {certkey} to SSL vserver {vs.name} as its default certificate"
         kept = ", ".join(previous)

@@ -198,11 +198,13 @@ def challenges_answer(stage: Stage,
 
 
 def served_certificate(stage: Stage, hostname: str) -> int:
-    """Serial of what the TLS data plane serves; it must verify against a test root."""
+    """Serial of what the TLS data plane serves; it must verify against a test root (and for
+    ``hostname``, unless it is empty: either of two certificates may be served)."""
     roots = [stage.hierarchy.root.pem, admin_hierarchy().root.pem]
     context = ssl.create_default_context(cadata=b"".join(roots).decode())
+    context.check_hostname = bool(hostname)
     with socket.create_connection(("127.0.0.1", stage.fake.tls_port), timeout=10) as sock:
-        with context.wrap_socket(sock, server_hostname=hostname) as tls:
+        with context.wrap_socket(sock, server_hostname=hostname or SITE) as tls:
             der = tls.getpeercert(binary_form=True)
     assert der is not None
     return int(x509.load_der_x509_certificate(der).serial_number)
@@ -253,6 +255,25 @@ def _admin_certificate_served(stage: Stage) -> None:
     stage.fake.bind_certkey(SSL_VSERVER, "admin-intranet")
     stage.memo["hostname"] = ADMIN_SITE
     stage.memo["new"] = stage.issue("A", [SITE])
+
+
+def _bound_over_admin_certificate(stage: Stage) -> None:
+    """The admin's certificate is the SSL vserver's default; NS_BIND lists that vserver."""
+    _admin_certificate_served(stage)
+    stage.memo["hostname"] = ""  # the admin's certificate, or ours once bound
+    stage.env["NS_BIND"] = f"{SITE}={SSL_VSERVER}"
+
+
+def _bound_over_kept_default(stage: Stage) -> None:
+    """As above, on a firmware that keeps the old default bound: the run unbinds it."""
+    _bound_over_admin_certificate(stage)
+    stage.fake.set_default_bind("keep")
+
+
+def _bound_and_served(stage: Stage) -> bool:
+    admin_kept = any(c["certkey"] == "admin-intranet" for c in stage.fake.certkeys())
+    return (_first_deployed(stage) and admin_kept
+            and served_certificate(stage, SITE) == stage.memo["serials"]["A"])
 
 
 def _first_deployed(stage: Stage) -> bool:
@@ -330,6 +351,10 @@ FLOWS: list[Flow] = [
          lambda s: not s.challenge_objects(), prepare=_deployed_challenges, always_zero=True),
     Flow("first-deploy", lambda s: deploy_args(s.memo["new"]), _first_deployed,
          prepare=_admin_certificate_served, serves_tls=True),
+    Flow("bind-first-deploy", lambda s: deploy_args(s.memo["new"]), _bound_and_served,
+         prepare=_bound_over_admin_certificate, serves_tls=True),
+    Flow("bind-unbind-old", lambda s: deploy_args(s.memo["new"]), _bound_and_served,
+         prepare=_bound_over_kept_default, serves_tls=True),
     Flow("renewal-deploy", lambda s: deploy_args(s.memo["new"]), _renewal_served,
          prepare=_old_certificate_served, serves_tls=True),
     Flow("reconciliation", lambda s: s.memo["reconcile"], _reconciled,
