@@ -218,9 +218,15 @@ class NitroClient:
         args: Optional[Mapping[str, Any]] = None,
         filter: Optional[Mapping[str, Any]] = None,
         attrs: Optional[Sequence[str]] = None,
+        bulkbindings: bool = False,
     ) -> list[JsonObj]:
-        """GET a collection or one object; always a list (empty when NITRO omits the key)."""
+        """GET a collection or one object; always a list (empty when NITRO omits the key).
+
+        ``bulkbindings``: a binding resource's rows of every bind point at once.
+        """
         query: dict[str, str] = {}
+        if bulkbindings:
+            query["bulkbindings"] = "yes"
         if args:
             query["args"] = encode_kv(args)
         if filter:

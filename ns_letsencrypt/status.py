@@ -3,7 +3,9 @@
 One row per leaf certkey whose name starts with ``settings.certkey_prefix`` (a leaf is a certkey
 with a private key; intermediates appear in its chain instead), plus one row per local
 certificate directory that has no certkey on the appliance. Two list calls read everything:
-``GET sslcertkey`` and nothing else per certkey.
+``GET sslcertkey`` and ``GET sslvserver_sslcertkey_binding?bulkbindings=yes`` (where each
+certkey is bound, with SNI or as default), nothing per certkey; with ``NS_BIND`` one more
+(``GET sslvserver``, SNI state) tells whether each entry is satisfied (WARNING if not).
 
 Chain rule. Starting at the leaf, follow ``linkcertkeyname``. Each link must exist, its subject
 must equal the issuer of the certificate before it, must not be expired and must not repeat.
@@ -81,6 +83,7 @@ class CertStatus:
     on_appliance: bool = True
     state: State = State.OK
     problems: list[str] = field(default_factory=list)
+    bindings: list[str] = field(default_factory=list)  # "vserver (SNI)" / "vserver (default)"
 
 
 # -- reading --------------------------------------------------------------------------
@@ -93,6 +96,7 @@ def collect(client: NitroClient, settings: Settings, certs_dir: Optional[Path],
     rows = [_leaf_status(ck, certkeys) for ck in certkeys if _is_managed_leaf(ck, settings)]
     local = local_certificates(certs_dir, settings) if certs_dir else {}
     _compare_local(rows, local)
+    _add_bindings(client, settings, rows, certs_dir)
     for row in rows:
         rate(row, thresholds)
     return sorted(rows, key=lambda row: row.certkey)
@@ -204,6 +208,54 @@ def _compare_local(rows: list[CertStatus], local: Mapping[str, tuple[str, str]])
         row.local_match = normalize_serial(serial) == row.serial
 
 
+def _add_bindings(client: NitroClient, settings: Settings, rows: list[CertStatus],
+                  certs_dir: Optional[Path]) -> None:
+    """Where each certkey is bound (one bulk GET), and a warning per unmet NS_BIND entry."""
+    from . import bindings
+    from .errors import NitroApiError
+
+    try:
+        found = client.get(bindings.RESOURCE, bulkbindings=True)
+    except NitroApiError as exc:  # older firmware may not list every bind point at once
+        logger.info("cannot list SSL vserver bindings (%s); bindings not shown", exc)
+        return
+    bound: dict[str, set[tuple[str, bool]]] = {}
+    for item in found:
+        for binding in bindings.parse_bindings([item]):
+            if not binding.ca:
+                bound.setdefault(binding.certkey, set()).add((str(item.get("vservername")),
+                                                            binding.sni))
+    by_name = {row.certkey: row for row in rows}
+    for row in rows:
+        row.bindings = [f"{vs} ({'SNI' if sni else 'default'})"
+                        for vs, sni in sorted(bound.get(row.certkey, ()))]
+    if not settings.bind:
+        return
+    sni = bindings.read_sni(client, bindings.listed_vservers(settings))
+    for cert, vservers in settings.bind.items():
+        entry = by_name.get(_bound_certkey(settings, cert, certs_dir))
+        if entry is None or not entry.on_appliance:
+            continue
+        for vs in vservers:
+            wanted = (vs, sni.get(vs, False))
+            if wanted not in bound.get(entry.certkey, set()):
+                how = "an SNI certificate" if wanted[1] else "its default certificate"
+                where = vs if vs in sni else f"{vs} (no such SSL vserver)"
+                entry.problems.append(f"NS_BIND {cert}={vs}: not bound to {where} as {how}")
+
+
+def _bound_certkey(settings: Settings, cert: str, certs_dir: Optional[Path]) -> str:
+    """The certkey of NS_BIND's ``cert`` (its local certificate tells the first name)."""
+    cert_file = certs_dir / cert / "cert.pem" if certs_dir else None
+    primary = cert
+    if cert_file is not None and cert_file.is_file():
+        try:
+            primary = read_certificate(cert_file).primary_name
+        except InputError:
+            pass
+    return managed_certkey_name(settings, cert, primary)
+
+
 # -- rating ---------------------------------------------------------------------------
 
 
@@ -246,6 +298,8 @@ def render_table(rows: Sequence[CertStatus]) -> str:
            for line in lines]
     for row in rows:
         out.extend(f"  {row.certkey}: {problem}" for problem in row.problems)
+        if row.bindings:
+            out.append(f"  {row.certkey}: bound to {', '.join(row.bindings)}")
     return "\n".join(out)
 
 

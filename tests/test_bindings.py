@@ -260,3 +260,52 @@ def test_good_entries_pass_and_rsa_plus_ecdsa_may_share_a_default_slot(
     assert cli.main(["test"]) == 0
     out = capsys.readouterr().out
     assert "vs-www (default certificate)" in out and "cs-main (SNI)" in out
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+def test_status_shows_bindings_and_nagios_warns_on_an_unmet_entry(
+        fake: Any, tmp_path: Path, issuer: Issuer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    fake.add_sslvserver("vs-www")
+    fake.add_sslvserver("cs-main", sni=True)
+    bind = {"www.example.com": ("vs-www", "cs-main")}
+    run(fake, issuer.issue(["www.example.com"]), "www.example.com", bind=bind)
+    for key, value in env_for(fake, tmp_path, "www.example.com=vs-www,cs-main").items():
+        monkeypatch.setenv(key, value)
+
+    assert cli.main(["status", "--json", "--certs-dir", "none"]) == 0
+    row = json.loads(capsys.readouterr().out)["certificates"][0]
+    assert row["bindings"] == ["cs-main (default)", "cs-main (SNI)", "vs-www (default)"]
+    assert cli.main(["status", "--certs-dir", "none"]) == 0
+    assert "bound to cs-main (default), cs-main (SNI), vs-www (default)" in (
+        capsys.readouterr().out)
+
+    fake.state.ext["ssl"].vservers["cs-main"].bindings = [
+        b for b in fake.state.ext["ssl"].vservers["cs-main"].bindings if not b.snicert]
+    assert cli.main(["status", "--nagios", "--certs-dir", "none"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("NS-LETSENCRYPT WARNING")
+    assert "NS_BIND www.example.com=cs-main: not bound to cs-main as an SNI certificate" in out
+
+
+def test_binding_as_the_restricted_policy_user(fake: Any, tmp_path: Path, issuer: Issuer) -> None:
+    from ns_letsencrypt.config import load_settings
+    from ns_letsencrypt.policy import Scope, command_regex
+
+    fake.add_sslvserver("vs-www")
+    hand_installed(fake, tmp_path, "vs-www")
+    env = env_for(fake, tmp_path, "www.example.com=vs-www")
+    scope = Scope.from_settings(load_settings(environ=env, install_dir=tmp_path))
+    fake.add_user("le-api", "Le-api-pw-1", policies=[("ALLOW", command_regex(scope))])
+    fake.set_default_bind("keep")  # the unbind of the old default is sent too
+    result = run(fake, issuer.issue(["www.example.com"]), "www.example.com",
+                 bind={"www.example.com": ("vs-www",)}, username="le-api",
+                 password="Le-api-pw-1")
+    assert result.bound == ["vs-www"]
+    assert fake.ssl_bindings("vs-www") == [("le-www.example.com", False)]
+    assert served_serial(fake, "vs-www", issuer.hierarchy.root, "www.example.com") == (
+        issuer.last.cert.serial_number)
