@@ -13,6 +13,9 @@ certkeys and files, ``challenge_prefix`` for responder objects):
    intermediates goes at once), unlinked first, removed dependents first;
 4. files in ``cert_path`` that no remaining certkey uses.
 
+Also listed, never removed: leaf certkeys of ours that are bound nowhere (e.g. after their
+entry left ``NS_BIND``, whose bindings stay: removing them is the admin's call).
+
 A dry run (the default) prints exactly this list; ``--yes`` removes it, holding the same run
 lock as the scripts so that no renewal is half-way through, then saves the configuration once.
 Local files are never touched; ``--staging`` prints what to remove locally instead.
@@ -64,6 +67,7 @@ class Plan:
     files: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # what we chose not to remove, and why
     local: list[str] = field(default_factory=list)  # suggestions for the local side
+    unbound: list[str] = field(default_factory=list)  # our leaf certkeys bound nowhere (kept)
 
     @property
     def empty(self) -> bool:
@@ -91,6 +95,9 @@ def make_plan(client: NitroClient, settings: Settings, *, staging: bool,
     if staging:
         doomed |= _staging_leaves(certkeys, settings, bound, plan)
     doomed |= _orphaned_cas(certkeys, settings, bound, doomed)
+    plan.unbound = [name for name, ck in sorted(certkeys.items())
+                    if name not in doomed and ck.get("key") and _ours(name, settings)
+                    and not bound.places(name)]
     plan.certkeys = removal_order(certkeys, doomed)
     plan.unlink = [name for name in plan.certkeys if certkeys[name].get("linkcertkeyname")]
     kept = [ck for name, ck in certkeys.items() if name not in doomed]
@@ -245,6 +252,8 @@ def render(plan: Plan, *, done: bool) -> str:
     if plan.empty:
         lines.append("nothing to clean up")
     lines.extend(f"kept {note}" for note in plan.kept)
+    lines.extend(f"unbound certkey {name}: bound to no vserver or service (kept; remove it by "
+                 "hand when no longer needed)" for name in plan.unbound)
     if plan.local:
         lines.append("locally (not done by this command):")
         lines.extend(f"  {advice}" for advice in plan.local)

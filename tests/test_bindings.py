@@ -309,3 +309,22 @@ def test_binding_as_the_restricted_policy_user(fake: Any, tmp_path: Path, issuer
     assert fake.ssl_bindings("vs-www") == [("le-www.example.com", False)]
     assert served_serial(fake, "vs-www", issuer.hierarchy.root, "www.example.com") == (
         issuer.last.cert.serial_number)
+
+
+def test_an_entry_leaving_ns_bind_keeps_its_bindings_and_cleanup_lists_unbound_certkeys(
+        fake: Any, tmp_path: Path, issuer: Issuer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake.add_sslvserver("vs-www")
+    files = issuer.issue(["www.example.com"])
+    run(fake, files, "www.example.com", bind={"www.example.com": ("vs-www",)})
+    run(fake, issuer.issue(["spare.example.com"]), "spare.example.com")  # bound nowhere
+    start = len(fake.requests)
+    run(fake, files, "www.example.com")  # the entry is gone from NS_BIND
+    assert binding_writes(fake, start) == []
+    assert fake.ssl_bindings("vs-www") == [("le-www.example.com", False)]
+    for key, value in env_for(fake, tmp_path, "").items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["cleanup"]) == 0
+    out = capsys.readouterr().out
+    assert "unbound certkey le-spare.example.com: bound to no vserver" in out
+    assert "le-www.example.com" not in out
