@@ -102,9 +102,11 @@ def _print(results: list[DeployResult], saved: bool, as_json: bool, **extra: Any
         return
     for r in results:
         chain = " -> ".join(r.chain) or "no chain"
-        print(f"{r.name}: certkey {r.certkey} {r.action} (serial {r.serial}; {chain})")
+        bound = f"; bound to {', '.join(r.bound)}" if r.bound else ""
+        print(f"{r.name}: certkey {r.certkey} {r.action} (serial {r.serial}; {chain}{bound})")
 
 
 def _as_dict(result: DeployResult) -> dict[str, Any]:
     return {"name": result.name, "certkey": result.certkey, "action": result.action,
-            "serial": result.serial, "chain": result.chain, "removed": result.removed}
+            "serial": result.serial, "chain": result.chain, "removed": result.removed,
+            "bound": result.bound, "bindings_changed": result.bindings_changed}

@@ -357,6 +357,56 @@ def test_tls_plane_without_bound_certkey_closes_the_connection(fake: Any,
         served_chain(fake.tls_port, rsa_pki.root)
 
 
+def test_ssl_vservers_bindings_sni_and_default_replacement(
+        fake: Any, nitro: Nitro, ec_pki: Hierarchy, rsa_pki: Hierarchy) -> None:
+    for name, pki, algo, host in (("le-a", ec_pki, "ec", HOST), ("le-b", ec_pki, "ec", "b.test"),
+                                  ("le-r", rsa_pki, "rsa", HOST)):
+        nitro.add_certkey(name, make_leaf(pki.issuer, [host], algo=algo))
+    fake.add_sslvserver("vs-x")
+    bind = "sslvserver_sslcertkey_binding"
+    vs = nitro.call("GET", "sslvserver", "vs-x")[1]["sslvserver"][0]
+    assert vs["snienable"] == "DISABLED" and "ipv46" not in vs
+    lb = nitro.call("GET", "lbvserver", "vs-x")[1]["lbvserver"][0]
+    assert (lb["servicetype"], lb["port"]) == ("SSL", fake.vserver_port("vs-x"))
+    assert error(nitro.call("GET", bind, "nope"))[:2] == (599, 461)
+
+    assert nitro.call("PUT", bind, body={"vservername": "vs-x", "certkeyname": "le-a"})[0] == 201
+    status, body = nitro.call("PUT", bind, body={"vservername": "vs-x", "certkeyname": "le-b"})
+    assert (status, body["errorcode"], body["severity"]) == (201, 1546, "WARNING")
+    assert nitro.call("PUT", bind, body={"vservername": "vs-x", "certkeyname": "le-r"})[0] == 201
+    assert fake.ssl_bindings("vs-x") == [("le-b", False), ("le-r", False)]  # one per key type
+    assert nitro.call("PUT", bind, body={"vservername": "vs-x", "certkeyname": "le-a",
+                                         "snicert": True})[0] == 201
+    assert error(nitro.call("DELETE", bind, "vs-x", query="args=certkeyname:le-a"))[:2] == (
+        599, 1542)  # le-a is bound with SNI only: the default binding does not exist
+    assert nitro.call("DELETE", bind, "vs-x", query="args=certkeyname:le-a,snicert:true")[
+        0] == 200
+    rows = nitro.call("GET", bind, query="bulkbindings=yes")[1][bind]
+    assert {(r["vservername"], r["certkeyname"], r["snicert"]) for r in rows} == {
+        ("vs-x", "le-b", False), ("vs-x", "le-r", False)}
+
+
+def test_tls_plane_picks_the_sni_certificate_for_the_client_name(
+        fake: Any, nitro: Nitro, ec_pki: Hierarchy) -> None:
+    nitro.add_certkey("le-ca", ec_pki.issuer, with_key=False)
+    leaves = {}
+    for name, hosts in (("le-d", ["default.test", HOST]), ("le-s", [HOST])):
+        leaves[name] = make_leaf(ec_pki.issuer, hosts)
+        nitro.add_certkey(name, leaves[name])
+        nitro.call("POST", "sslcertkey", query="action=link",
+                   body={"certkey": name, "linkcertkeyname": "le-ca"})
+    fake.add_sslvserver("vs-sni")
+    fake.bind_certkey("vs-sni", "le-d")
+    fake.bind_certkey("vs-sni", "le-s", sni=True)
+    port = fake.vserver_port("vs-sni")
+    assert served_chain(port, ec_pki.root)[0] == leaves["le-d"].cert  # SNI still disabled
+    assert nitro.call("PUT", "sslvserver", body={"vservername": "vs-sni",
+                                                 "snienable": "ENABLED"})[0] == 200
+    chain = served_chain(port, ec_pki.root)
+    assert [c.serial_number for c in chain] == [leaves["le-s"].cert.serial_number,
+                                                ec_pki.issuer.cert.serial_number]
+
+
 # --- command policies see the CLI form, never secrets --------------------------------------------
 
 def test_denied_commands_show_cli_form_without_file_content_or_pass_phrase(
