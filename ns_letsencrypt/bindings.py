@@ -38,6 +38,7 @@ from .errors import (
     DeployError,
     ExitStatus,
     NitroApiError,
+    NitroAuthError,
     NitroNotFound,
 )
 from .nitro import JsonObj, NitroClient
@@ -171,6 +172,7 @@ class Binder:
         self.key_type = key_type
         self._sni: Optional[dict[str, bool]] = None
         self._vservers: dict[str, Vserver] = {}
+        self.wrote = False  # any bind or unbind sent this run (even one that then failed)
 
     def vserver(self, name: str) -> Vserver:
         """The vserver's SNI state and bindings (read on first use).
@@ -192,16 +194,20 @@ class Binder:
         """Make every vserver NS_BIND lists for the certificate (known by ``names``) serve
         ``certkey``. ``first``: the certkey was just added (missing bindings are expected).
 
+        One vserver's problem does not keep the others from being bound.
+
         Raises:
-            ApplianceNotReady: a listed vserver is not an SSL vserver.
-            DeployError: a bind or unbind was refused (step ``bind``).
+            DeployError: a listed vserver is not an SSL vserver, or a bind or unbind was
+                refused (step ``bind``); the certkey itself stays deployed.
         """
         outcome = Outcome()
         problems: list[str] = []
         for name in vservers_for(self.settings, *names):
             try:
                 outcome.changed += self._ensure_one(self.vserver(name), certkey)
-            except NitroApiError as exc:
+            except NitroAuthError:
+                raise  # not this vserver's problem: every further call would fail the same way
+            except (NitroApiError, ApplianceNotReady, DeployError) as exc:
                 logger.error("%s: binding to SSL vserver %s failed: %s", certkey, name, exc)
                 problems.append(f"{name}: {exc.message}")
                 continue
@@ -274,6 +280,7 @@ class Binder:
         body: JsonObj = {"vservername": vs.name, "certkeyname": certkey}
         if sni:
             body["snicert"] = True
+        self.wrote = True
         try:
             self.client.bind(RESOURCE, body)
         except NitroApiError as exc:
@@ -282,6 +289,7 @@ class Binder:
         vs.bindings.append(Bound(certkey, sni))
 
     def _unbind_default(self, vs: Vserver, certkey: str) -> None:
+        self.wrote = True
         try:
             self.client.delete(RESOURCE, vs.name, args={"certkeyname": certkey})
         except NitroNotFound:

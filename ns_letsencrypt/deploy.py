@@ -420,10 +420,11 @@ class Deployer:
         names = (plan.bundle.name, plan.bundle.leaf.primary_name)
         if not bindings.vservers_for(self.settings, *names):
             return
-        outcome = self.binder.ensure(names, plan.certkey, first=result.action == "added")
+        try:
+            outcome = self.binder.ensure(names, plan.certkey, first=result.action == "added")
+        finally:
+            self.changed = self.changed or self.binder.wrote  # saved even after a failure
         result.bound, result.bindings_changed = outcome.vservers, outcome.changed
-        if outcome.changed:
-            self.changed = True
 
     def _check_served(self, plan: Plan, result: DeployResult) -> None:
         """With NS_VERIFY_SERVED, look at what the VIP now serves (the deploy itself stands)."""

@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 
 from ns_letsencrypt import cli, reconcile
-from ns_letsencrypt.errors import ApplianceNotReady
+from ns_letsencrypt.errors import DeployError
 from ns_letsencrypt.session import open_client
 from tests import pki
 from tests.conftest import PASSWORD, USER, fake_settings
@@ -175,11 +175,14 @@ def test_no_ns_bind_reads_no_vserver(fake: Any, issuer: Issuer) -> None:
 
 
 def test_a_missing_vserver_at_deploy_time_keeps_the_certificate(fake: Any, issuer: Issuer) -> None:
-    with pytest.raises(ApplianceNotReady) as info:
+    fake.add_sslvserver("vs-www")
+    with pytest.raises(DeployError) as info:
         run(fake, issuer.issue(["www.example.com"]), "www.example.com",
-            bind={"www.example.com": ("vs-gone",)})
+            bind={"www.example.com": ("vs-gone", "vs-www")})
+    assert info.value.step == "bind"
     assert "no SSL vserver named 'vs-gone'" in str(info.value)
     assert certkey(fake, "le-www.example.com") is not None
+    assert fake.ssl_bindings("vs-www") == [("le-www.example.com", False)]  # the others: bound
 
 
 # -- validation: `test` and startup_hook ---------------------------------------------------
