@@ -163,13 +163,16 @@ class Binder:
 
     ``key_type(certkey)`` gives a certkey's public-key type (``RSA``, ``ECC``) or None when
     unknown; replacing a default only ever unbinds a certificate of the same key type.
+    ``before_write()`` runs before every write (the deployer's once-per-run HA check).
     """
 
     def __init__(self, client: NitroClient, settings: Settings,
-                 key_type: Callable[[str], Optional[str]]) -> None:
+                 key_type: Callable[[str], Optional[str]],
+                 before_write: Callable[[], None] = lambda: None) -> None:
         self.client = client
         self.settings = settings
         self.key_type = key_type
+        self._before_write = before_write  # e.g. refuse to write to an HA secondary
         self._sni: Optional[dict[str, bool]] = None
         self._vservers: dict[str, Vserver] = {}
         self.wrote = False  # any bind or unbind sent this run (even one that then failed)
@@ -204,10 +207,16 @@ class Binder:
         problems: list[str] = []
         for name in vservers_for(self.settings, *names):
             try:
-                outcome.changed += self._ensure_one(self.vserver(name), certkey)
+                vs = self.vserver(name)
+            except ApplianceNotReady as exc:  # not an SSL vserver
+                logger.error("%s: %s", certkey, exc)
+                problems.append(exc.message)
+                continue
+            try:  # an HA secondary (ApplianceNotReady) stops everything, like a lost session
+                outcome.changed += self._ensure_one(vs, certkey)
             except NitroAuthError:
                 raise  # not this vserver's problem: every further call would fail the same way
-            except (NitroApiError, ApplianceNotReady, DeployError) as exc:
+            except (NitroApiError, DeployError) as exc:
                 logger.error("%s: binding to SSL vserver %s failed: %s", certkey, name, exc)
                 problems.append(f"{name}: {exc.message}")
                 continue
@@ -280,6 +289,7 @@ class Binder:
         body: JsonObj = {"vservername": vs.name, "certkeyname": certkey}
         if sni:
             body["snicert"] = True
+        self._before_write()
         self.wrote = True
         try:
             self.client.bind(RESOURCE, body)
@@ -289,6 +299,7 @@ class Binder:
         vs.bindings.append(Bound(certkey, sni))
 
     def _unbind_default(self, vs: Vserver, certkey: str) -> None:
+        self._before_write()
         self.wrote = True
         try:
             self.client.delete(RESOURCE, vs.name, args={"certkeyname": certkey})

@@ -405,7 +405,8 @@ class Deployer:
     @property
     def binder(self) -> bindings.Binder:
         if self._binder is None:
-            self._binder = bindings.Binder(self.client, self.settings, self._key_type)
+            self._binder = bindings.Binder(self.client, self.settings, self._key_type,
+                                           before_write=self._probe_appliance)
         return self._binder
 
     def _key_type(self, certkey: str) -> Optional[str]:
@@ -459,6 +460,10 @@ class Deployer:
                 hint="use https:// in NS_URL, or set NS_ALLOW_KEY_OVER_HTTP=yes if the path "
                      "to the appliance is trusted",
             )
+        self._probe_appliance()
+
+    def _probe_appliance(self) -> None:
+        """Once per run, before the first write: unsaved changes, and only an HA primary."""
         if self._probed:
             return
         self._probed = True

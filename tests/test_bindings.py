@@ -331,3 +331,18 @@ def test_an_entry_leaving_ns_bind_keeps_its_bindings_and_cleanup_lists_unbound_c
     out = capsys.readouterr().out
     assert "unbound certkey le-spare.example.com: bound to no vserver" in out
     assert "le-www.example.com" not in out
+
+
+def test_no_binding_write_goes_to_an_ha_secondary(fake: Any, issuer: Issuer) -> None:
+    from ns_letsencrypt.errors import ApplianceNotReady
+
+    fake.add_sslvserver("vs-www")
+    files = issuer.issue(["www.example.com"])
+    bind = {"www.example.com": ("vs-www",)}
+    run(fake, files, "www.example.com", bind=bind)
+    fake.state.ext["ssl"].vservers["vs-www"].bindings.clear()  # lost, e.g. by hand
+    fake.set_ha_state("Secondary")
+    writes = len(fake.writes())
+    with pytest.raises(ApplianceNotReady):
+        run(fake, files, "www.example.com", bind=bind)
+    assert len(fake.writes()) == writes
