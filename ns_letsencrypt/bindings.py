@@ -280,8 +280,8 @@ class Binder:
                 f"replacing {kept} (the certkey {kept} is kept; remove it when no longer needed)")
 
     def _same_kind(self, other: str, kind: Optional[str]) -> bool:
-        theirs = self.key_type(other)
-        return kind is None or theirs is None or theirs == kind
+        # Unknown counts as different: never take away the other key type's default.
+        return kind is not None and self.key_type(other) == kind
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -43,9 +43,10 @@ def binding_writes(fake: Any, since: int = 0) -> list[str]:
             if r.resource == BIND_RESOURCE and r.method != "GET"]
 
 
-def hand_installed(fake: Any, tmp_path: Path, vserver: str, name: str = "admin-www") -> Issuer:
+def hand_installed(fake: Any, tmp_path: Path, vserver: str, name: str = "admin-www",
+                   algo: str = "ec") -> Issuer:
     """A certificate an admin installed and bound by hand (another CA), as the default."""
-    admin = Issuer(tmp_path / "admin", tag="ADM")
+    admin = Issuer(tmp_path / "admin", tag="ADM", algo=algo)
     files = admin.issue(["www.example.com"])
     settings = fake_settings(fake)
     import base64
@@ -346,3 +347,12 @@ def test_no_binding_write_goes_to_an_ha_secondary(fake: Any, issuer: Issuer) -> 
     with pytest.raises(ApplianceNotReady):
         run(fake, files, "www.example.com", bind=bind)
     assert len(fake.writes()) == writes
+
+
+def test_a_default_of_the_other_key_type_stays(fake: Any, tmp_path: Path, issuer: Issuer) -> None:
+    fake.add_sslvserver("vs-www")
+    hand_installed(fake, tmp_path, "vs-www", algo="rsa")  # ours is ECDSA
+    result = run(fake, issuer.issue(["www.example.com"]), "www.example.com",
+                 bind={"www.example.com": ("vs-www",)})
+    assert result.bound == ["vs-www"]
+    assert fake.ssl_bindings("vs-www") == [("admin-www", False), ("le-www.example.com", False)]
