@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .config import Settings
 from .deploy import Deployer, DeployResult, deploy_cert, finish_run
-from .errors import ConfigError
+from .errors import ConfigError, DeployError
 from .reconcile import reconcile
 from .session import open_client
 
@@ -36,8 +36,13 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
 def run_deploy(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     settings = load_settings()
     with open_client(settings) as client:
-        result = deploy_cert(client, settings, args.domain, args.key, args.cert, args.chain,
-                             alias=args.alias)
+        try:
+            result = deploy_cert(client, settings, args.domain, args.key, args.cert,
+                                 args.chain, alias=args.alias)
+        except DeployError as exc:
+            if exc.step == "bind":  # the certificate is deployed; only a binding failed
+                finish_run(client, settings, True)
+            raise
         saved = finish_run(client, settings, result.changed)
     _print([result], saved, args.json)
     return 0

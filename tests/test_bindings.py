@@ -356,3 +356,16 @@ def test_a_default_of_the_other_key_type_stays(fake: Any, tmp_path: Path, issuer
                  bind={"www.example.com": ("vs-www",)})
     assert result.bound == ["vs-www"]
     assert fake.ssl_bindings("vs-www") == [("admin-www", False), ("le-www.example.com", False)]
+
+
+def test_deploy_command_saves_the_certificate_when_only_a_binding_fails(
+        fake: Any, tmp_path: Path, issuer: Issuer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    files = issuer.issue(["www.example.com"])
+    for key, value in env_for(fake, tmp_path, "www.example.com=vs-gone").items():
+        monkeypatch.setenv(key, value)
+    status = cli.main(["deploy", str(files["cert"]), str(files["key"]), str(files["chain"])])
+    err = capsys.readouterr().err
+    assert status == 8 and "step 'bind'" in err and "no SSL vserver named 'vs-gone'" in err
+    assert certkey(fake, "le-www.example.com") is not None
+    assert not fake.state.config_changed  # saved
