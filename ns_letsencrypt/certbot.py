@@ -53,6 +53,7 @@ SPOOL_STALE_SECONDS = 15 * 60
 BATCH_HEAD = "ns-letsencrypt http-01 challenges:"
 _BATCH_ITEM = re.compile(r"(\S+)=([A-Za-z0-9_-]+)")
 LINEAGE_FILES = ("cert.pem", "chain.pem", "privkey.pem")
+STALE_ONLY = "-"  # an owner no object carries: the sweep then removes stale objects only
 
 
 # -- what certbot hands over ----------------------------------------------------------------
@@ -298,7 +299,9 @@ def reconcile_lineages(settings: Settings, config_dir: Path,
     """Sweep leftover challenge objects, then reconcile every lineage (one process)."""
     certs = lineages(config_dir)  # before any request: a wrong directory sends nothing
     try:
-        challenge.sweep(deployer.client, settings)
+        # A daily timer may run while certbot validates: judge even this installation's
+        # objects by age (the sweep's grace), never removing a challenge still in use.
+        challenge.sweep(deployer.client, settings, owner=STALE_ONLY)
     except NitroApiError as exc:
         logger.warning("sweeping leftover challenge objects failed: %s", exc)
     return reconcile_dirs(deployer.client, settings, certs, deployer=deployer)

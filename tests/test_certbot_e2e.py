@@ -212,3 +212,46 @@ def test_reconcile_of_a_directory_without_lineages(
                             env=base_env, timeout=60)
     assert result.returncode == 2 and "live does not exist" in one_line(result)
     assert ns.requests == []
+
+
+def test_systemd_units_reconcile_certbot_daily(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.stack import REPO
+
+    service = (REPO / "systemd" / "ns-letsencrypt-certbot.service").read_text()
+    timer = (REPO / "systemd" / "ns-letsencrypt-certbot.timer").read_text()
+    assert "reconcile --certbot-dir /etc/letsencrypt" in service
+    assert "OnCalendar=daily" in timer and "Persistent=true" in timer
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed")
+    (tmp_path / "ns-letsencrypt-certbot.service").write_text(
+        service.replace("/opt/ns-letsencrypt", str(REPO)))
+    (tmp_path / "ns-letsencrypt-certbot.timer").write_text(timer)
+    result = subprocess.run(["systemd-analyze", "verify", "ns-letsencrypt-certbot.service",
+                             "ns-letsencrypt-certbot.timer"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_reconcile_sweeps_stale_challenge_objects_only(
+        ns: Any, base_env: dict[str, str], tmp_path: Path) -> None:
+    import time
+
+    from ns_letsencrypt import challenge
+    from ns_letsencrypt.session import open_client
+    from tests.test_hook_e2e import stack_settings_for
+
+    settings = stack_settings_for(ns)
+    old, fresh = (challenge.Challenge(f"{n}.example.test", n.ljust(43, "x"),
+                                      n.ljust(43, "x") + ".thumb") for n in ("old", "fresh"))
+    with open_client(settings) as client:
+        challenge.deploy(client, settings, [old], now=time.time() - 3 * 3600)  # a killed run
+        challenge.deploy(client, settings, [fresh])  # a certbot run validating right now
+    (tmp_path / "letsencrypt" / "live").mkdir(parents=True)
+    result = subprocess.run([str(NS_LETSENCRYPT), "reconcile", "--certbot-dir",
+                             str(tmp_path / "letsencrypt")], capture_output=True, text=True,
+                            env=base_env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    names = challenge.object_names(settings, fresh.token)
+    assert sorted(leftovers(ns)) == sorted([*names, f"bound:lb:web:{names[1]}"])
