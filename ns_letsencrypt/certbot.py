@@ -221,9 +221,6 @@ def auth(env: Mapping[str, str], load_settings: SettingsLoader) -> int:
         entries.clear()  # the batch is handed over now, whether or not deploying succeeds
         batch = [*queued, item]
     path.unlink(missing_ok=True)
-    if any(b.kind != item.kind for b in batch):
-        raise ChallengeError("one certbot run mixes challenge types",
-                             hint="give certbot one --preferred-challenges type")
     print(backend.deploy(batch))
     return 0
 

@@ -189,10 +189,12 @@ def test_auth_dns01_asks_for_http01(ns: Any, base_env: dict[str, str], tmp_path:
     assert ns.requests == []
 
 
-def test_auth_with_the_appliance_unreachable(base_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("hook", ["auth", "cleanup"])
+def test_a_challenge_hook_with_the_appliance_unreachable(
+        base_env: dict[str, str], tmp_path: Path, hook: str) -> None:
     env = certbot_env({**base_env, "NS_URL": f"https://127.0.0.1:{closed_port()}"},
                       ["www.example.test"], 0)
-    result = run_hook("auth", env, tmp_path)
+    result = run_hook(hook, env, tmp_path)
     assert result.returncode == 3 and "could not reach the appliance" in one_line(result)
 
 
