@@ -8,7 +8,7 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e bind)
+                                     # reconcile200 e2e bind certbot)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ SECTIONS = {
     "reconcile200": "bench.deploy_requests",  # its no-op reconciliation with 200 certificates
     "e2e": "bench.e2e_issuance",
     "bind": "bench.bind_requests",  # NS_BIND: first issuance with two bindings, a no-op day
+    "certbot": "bench.certbot_requests",  # issue 12: certbot issuance next to dehydrated
 }
 LARGE_RECONCILE = 200
 

@@ -359,3 +359,26 @@ COMMANDS["save-config"] = (
     _configure_save_config,
     _run_save_config,
 )
+
+
+# -- certbot (issue 12) -----------------------------------------------------------------------
+
+
+def _configure_certbot(parser: argparse.ArgumentParser) -> None:
+    from .certbot import configure
+
+    configure(parser)
+
+
+def _run_certbot(args: argparse.Namespace) -> int:
+    from .certbot import run
+
+    return run(args, lambda: _settings(args))
+
+
+COMMANDS["certbot"] = (
+    "certbot's hooks: 'certbot auth' (--manual-auth-hook), 'certbot cleanup' "
+    "(--manual-cleanup-hook), 'certbot deploy' (--deploy-hook)",
+    _configure_certbot,
+    _run_certbot,
+)

@@ -70,16 +70,31 @@ def configure_reconcile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certs-dir", help="dehydrated's CERTDIR (default: $CERTDIR, else "
                                             "<basedir>/certs)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    # certbot (issue 12): its lineages instead of dehydrated's domains.txt
+    parser.add_argument("--certbot-dir", metavar="DIR",
+                        help="reconcile every certbot lineage under DIR/live instead "
+                             "(certbot's --config-dir, e.g. /etc/letsencrypt)")
 
 
 def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
-    domains, certs_dir = _dehydrated_paths(args)
+    certbot_dir = Path(args.certbot_dir) if args.certbot_dir else None
+    if certbot_dir is None:
+        domains, certs_dir = _dehydrated_paths(args)
+    else:
+        from .certbot import lineages
+
+        lineages(certbot_dir)  # a wrong directory fails before the settings are loaded
     settings = load_settings()
     # After a scripted dehydrated run, startup_hook already reported unsaved changes.
     scripted = os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
     with open_client(settings) as client:
         deployer = Deployer(client, settings, with_files=True, report_unsaved=not scripted)
-        result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
+        if certbot_dir is not None:
+            from .certbot import reconcile_lineages
+
+            result = reconcile_lineages(settings, certbot_dir, deployer)
+        else:
+            result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
         saved = finish_run(client, settings, result.changed)
     _print(result.deployed, saved, args.json, checked=len(result.checked),
            failed=[name for name, _ in result.failures])

@@ -1,4 +1,4 @@
-"""Reconciliation: make the appliance serve what dehydrated has, for every configured certificate.
+"""Reconciliation: make the appliance serve what the ACME client has, for every certificate.
 
 dehydrated calls ``deploy_cert`` only when it issues, so a deploy that failed (appliance down,
 rolled back) or a certkey deleted by hand would otherwise stay wrong until the next renewal.
@@ -6,12 +6,15 @@ This module reads dehydrated's ``domains.txt`` the way dehydrated does, finds ea
 current files under ``<CERTDIR>/<alias or first name>/``, and compares them with the appliance
 using two list calls for all certificates (every certkey, every file in the certificate
 directory), redeploying only what differs. It runs in one process for all certificates.
+:func:`reconcile_dirs` is the same loop over any list of certificate directories (certbot's
+lineages, see ``certbot.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -119,11 +122,31 @@ class ReconcileResult:
                           "(the error of each is logged above)")
 
 
+@dataclass(frozen=True)
+class CertDir:
+    """One certificate's directory (cert.pem, chain.pem, privkey.pem) and its names."""
+
+    name: str  # the certificate's name: names its certkey, as dehydrated's alias does
+    directory: Path
+    domain: Optional[str]  # its first name, when the client's configuration says
+    alias: Optional[str]
+
+
 def reconcile(
     client: NitroClient, settings: Settings, domains_file: PathLike, certs_dir: PathLike,
     *, deployer: Optional[Deployer] = None,
 ) -> ReconcileResult:
-    """Compare every configured certificate with the appliance and redeploy what differs.
+    """Compare every certificate of dehydrated's domains.txt with the appliance."""
+    certs = [CertDir(line.cert_name, Path(certs_dir) / line.cert_name, line.names[0],
+                     line.alias) for line in parse_domains(domains_file)]
+    return reconcile_dirs(client, settings, certs, deployer=deployer)
+
+
+def reconcile_dirs(
+    client: NitroClient, settings: Settings, certs: Iterable[CertDir],
+    *, deployer: Optional[Deployer] = None,
+) -> ReconcileResult:
+    """Compare every certificate with the appliance and redeploy what differs.
 
     One certificate's failure does not stop the others (it is collected in ``failures``; call
     ``raise_for_failures`` after saving); losing the appliance or the credentials does.
@@ -131,24 +154,24 @@ def reconcile(
     """
     deployer = deployer or Deployer(client, settings, with_files=True)
     result = ReconcileResult()
-    for line in parse_domains(domains_file):
-        directory = Path(certs_dir) / line.cert_name
+    for cert in certs:
+        directory = cert.directory
         if not (directory / "cert.pem").exists():
-            logger.info("%s: no certificate issued yet (%s)", line.cert_name, directory)
-            result.missing.append(line.cert_name)
+            logger.info("%s: no certificate issued yet (%s)", cert.name, directory)
+            result.missing.append(cert.name)
             continue
-        result.checked.append(line.cert_name)
+        result.checked.append(cert.name)
         try:
             bundle = load_bundle(
                 str(directory / "privkey.pem"), str(directory / "cert.pem"),
-                str(directory / "chain.pem"), line.names[0], line.alias,
+                str(directory / "chain.pem"), cert.domain, cert.alias,
             )
             deployed = deployer.deploy(bundle)
         except (NitroConnectionError, NitroAuthError):
             raise
         except NsLeError as exc:
-            logger.error("%s: %s", line.cert_name, exc)
-            result.failures.append((line.cert_name, exc))
+            logger.error("%s: %s", cert.name, exc)
+            result.failures.append((cert.name, exc))
             continue
         if deployed.changed:
             result.deployed.append(deployed)

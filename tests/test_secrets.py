@@ -27,6 +27,7 @@ from tests.test_fault_matrix import (
     HOOK,
     REPO,
     SITE,
+    TOKENS,
     Stage,
     challenge_args,
     deploy_args,
@@ -91,6 +92,10 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
     renewed = stage.issue("B", [SITE])
     renewed["key"].chmod(0o600)
     hook_deploy = deploy_args(renewed)
+    domain, token, key_authorization = TOKENS[0]  # certbot's hook environment (issue 12)
+    stage.env.update(CERTBOT_DOMAIN=domain, CERTBOT_TOKEN=token,
+                     CERTBOT_VALIDATION=key_authorization, CERTBOT_ALL_DOMAINS=domain,
+                     CERTBOT_REMAINING_CHALLENGES="0", RENEWED_LINEAGE=str(base / "certs" / SITE))
     return [
         ("test", ["-vv", "test"]),
         ("test", ["test", "--json"]),
@@ -116,6 +121,9 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
         ("cleanup", ["-vv", "cleanup"]),
         ("cleanup", ["-vv", "cleanup", "--yes"]),
         ("save-config", ["-vv", "save-config"]),
+        ("certbot", ["-vv", "certbot", "auth"]),
+        ("certbot", ["-vv", "certbot", "cleanup"]),
+        ("certbot", ["-vv", "certbot", "deploy"]),
         ("hook", ["-vv", "hook", "exit_hook", ""]),
     ]
 
