@@ -29,7 +29,7 @@ from tests.fakens.faults import ANY, Fault, new_fault
 from tests.fakens.server import NitroServer, make_management_cert, server_context
 from tests.fakens.tlsplane import TlsPlane
 
-PLUGINS = ("files", "ssl")  # the "ssl" developer's handler modules
+PLUGINS = ("files", "ssl", "hafiles")  # handler modules registered on import
 
 
 def _load_plugins() -> None:
@@ -58,7 +58,8 @@ class FakeNetScaler:
                  responder_enabled: bool = True, session_timeout: int = 1800,
                  version: Optional[str] = None, http_port: int = 0, https_port: int = 0,
                  dataplane_port: int = 0, tls_port: int = 0,
-                 certkey_name_max: Optional[int] = 31) -> None:
+                 certkey_name_max: Optional[int] = 31, host: str = "127.0.0.1") -> None:
+        self.host = host  # every listener's address (an HA pair's second node: 127.0.0.2)
         self.state = State()
         self.state.users = dict(users if users is not None else DEFAULT_USERS)
         self.state.header_auth = header_auth
@@ -90,16 +91,17 @@ class FakeNetScaler:
         """Generate the management certificate and start every listener on 127.0.0.1."""
         self._tmp = Path(tempfile.mkdtemp(prefix="fakens-"))
         try:
-            cert_file, key_file, self.cert_sha256 = make_management_cert(self._tmp)
+            cert_file, key_file, self.cert_sha256 = make_management_cert(self._tmp, self.host)
             self.cert_file = cert_file
             http_port, https_port, dataplane_port = self._ports
-            plain = NitroServer(self.api, http_port)
+            plain = NitroServer(self.api, http_port, host=self.host)
             self._servers.append(plain)
-            tls = NitroServer(self.api, https_port, server_context(cert_file, key_file))
+            tls = NitroServer(self.api, https_port, server_context(cert_file, key_file),
+                              host=self.host)
             self._servers.append(tls)
-            self._dataplane = DataplaneServer(self.state, dataplane_port)
+            self._dataplane = DataplaneServer(self.state, dataplane_port, self.host)
             self._servers.append(self._dataplane)
-            self._tlsplane = TlsPlane(self.state, port=self._tls_port_wanted)
+            self._tlsplane = TlsPlane(self.state, self.host, port=self._tls_port_wanted)
             self._servers.append(self._tlsplane)
             for server in self._servers:
                 server.start()
@@ -110,8 +112,8 @@ class FakeNetScaler:
         except BaseException:
             self.stop()
             raise
-        self.http_url = f"http://127.0.0.1:{plain.port}"
-        self.url = f"https://127.0.0.1:{tls.port}"
+        self.http_url = f"http://{self.host}:{plain.port}"
+        self.url = f"https://{self.host}:{tls.port}"
         self.dataplane_port = self._dataplane.port
         self.tls_port = self._tlsplane.port
         return self
@@ -218,13 +220,14 @@ class FakeNetScaler:
         with self.state.lock:
             ssl_plugin.add_sslvserver(self.state, name, port=port, serve=serve, sni=sni,
                                       kind=kind, sslprofile=sslprofile)
+            ssl_plugin.ssl_state(self.state).vservers[name].ipv46 = self.host
             table = self.state.lbvservers if kind == "lb" else self.state.csvservers
-            table[name] = VServer(name, "SSL", port, "127.0.0.1", "UP")
+            table[name] = VServer(name, "SSL", port, self.host, "UP")
         if self._servers:
             self._open_vserver_plane(name)
 
     def _open_vserver_plane(self, name: str) -> None:
-        plane = TlsPlane(self.state, vserver=name)
+        plane = TlsPlane(self.state, self.host, vserver=name)
         plane.start()
         self._servers.append(plane)
         self._vserver_planes[name] = plane

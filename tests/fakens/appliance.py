@@ -41,6 +41,10 @@ def _node(node_id: int, name: str, address: str, node_state: str) -> dict[str, A
 
 def ha_nodes(state: State) -> list[dict[str, Any]]:
     """Node 0 is the node we talk to; an HA pair adds its peer as node 1."""
+    ha = state.ext.get("ha")  # a node of a FakeHaPair knows its peer's address and role
+    if ha is not None:
+        return [_node(0, state.hostname, ha.address, state.ha_state),
+                _node(1, ha.peer_state.hostname, ha.peer_address, ha.peer_state.ha_state)]
     nodes = [_node(0, state.hostname, "127.0.0.1", state.ha_state)]
     if state.ha_peer:
         peer = "Secondary" if state.ha_state.lower() == "primary" else "Primary"
@@ -104,8 +108,11 @@ def disable_nsfeature(state: State, call: Call) -> None:
 
 @handler("GET", "nsconfig", cli=fixed("show ns config"))
 def get_nsconfig(state: State, call: Call) -> dict[str, Any]:
+    ha = state.ext.get("ha")
+    address = ha.address if ha is not None else "127.0.0.1"
     return {"nsconfig": {
-        "ipaddress": "127.0.0.1", "netmask": "255.0.0.0", "primaryip": "127.0.0.1",
+        "ipaddress": address, "netmask": "255.0.0.0",
+        "primaryip": ha.primary_address if ha is not None else address,
         "systemtype": "HA" if state.ha_peer else "Stand-alone",
         "lastconfigsavetime": state.last_save, "configchanged": state.config_changed,
         "timezone": "CoordinatedUniversalTime",

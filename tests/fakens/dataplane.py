@@ -153,11 +153,11 @@ class DataplaneHandler(QuietHandler):
 class DataplaneServer(ThreadedServer):
     """The port-80 listener of the fake appliance."""
 
-    def __init__(self, state: State, port: int = 0) -> None:
+    def __init__(self, state: State, port: int = 0, host: str = "127.0.0.1") -> None:
         self.state = state
         self.requests: list[DataplaneRecord] = []
         self._log_lock = threading.Lock()
-        super().__init__(port, DataplaneHandler)
+        super().__init__(port, DataplaneHandler, host=host)
 
     def log(self, record: DataplaneRecord) -> None:
         with self._log_lock:

@@ -37,13 +37,13 @@ class ThreadedServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, port: int, handler: type[http.server.BaseHTTPRequestHandler],
-                 ssl_context: Optional[ssl.SSLContext] = None) -> None:
+                 ssl_context: Optional[ssl.SSLContext] = None, host: str = "127.0.0.1") -> None:
         self.ssl_context = ssl_context
         self.stopping = threading.Event()
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
-        super().__init__(("127.0.0.1", port), handler)
+        super().__init__((host, port), handler)
 
     @property
     def port(self) -> int:
@@ -167,13 +167,13 @@ class NitroServer(ThreadedServer):
     """The management listener (one for HTTP, one for HTTPS)."""
 
     def __init__(self, api: NitroApi, port: int = 0,
-                 ssl_context: Optional[ssl.SSLContext] = None) -> None:
+                 ssl_context: Optional[ssl.SSLContext] = None, host: str = "127.0.0.1") -> None:
         self.api = api
-        super().__init__(port, NitroHandler, ssl_context)
+        super().__init__(port, NitroHandler, ssl_context, host)
 
 
-def make_management_cert(directory: Path) -> tuple[Path, Path, str]:
-    """Write a self-signed EC certificate for 127.0.0.1/localhost; return cert, key, sha256."""
+def make_management_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path, str]:
+    """Write a self-signed EC certificate for ``host``/localhost; return cert, key, sha256."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fake NetScaler")])
@@ -185,7 +185,7 @@ def make_management_cert(directory: Path) -> tuple[Path, Path, str]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
             critical=False)
         # CA:TRUE + keyCertSign + key identifiers: usable as its own trust anchor even under
         # OpenSSL's strict verification.
