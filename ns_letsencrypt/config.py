@@ -43,6 +43,7 @@ PREFLIGHT_MODES = ("on", "warn", "off")
 VERIFY_SERVED_MODES = ("on", "warn", "off")
 SAVE_MODES = ("always", "changed", "never")
 AUTH_MODES = ("auto", "session", "header")
+HA_VERIFY_MODES = ("on", "warn", "off")  # NS_HA_VERIFY (issue 10)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class Settings:
     bind: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # NS_BIND / --bind
     # NS_BIND="www.example.com=vs-www-ssl,cs-main-ssl shopalias=cs-main-ssl": certificate (first
     # name or alias of its domains.txt line) -> the SSL vservers that must serve it.
+    # --- HA pairs (issue 10) ---
+    ha_verify: str = "warn"  # NS_HA_VERIFY: on | warn | off (check the secondary's copy)
+    ha_peer_url: Optional[str] = None  # NS_HA_PEER_URL: the peer's NITRO URL, else from hanode
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # field name -> where its value came from ("flag", "env NS_URL", ".env /x/.env", ...)
 
@@ -299,11 +303,18 @@ def _parse_text(raw: _Raw) -> str:
 
 
 def _parse_pin(raw: _Raw) -> str:
-    digits = raw.value.strip().replace(":", "").lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", digits):
-        raise _Invalid("must be a SHA-256 fingerprint: 64 hex digits, colons allowed, "
-                       f"got {_shown(raw.value.strip())}")
-    return digits
+    # Several fingerprints (blanks or commas between them) pin the nodes of an HA pair: each
+    # connection accepts exactly the one its node presents (nitro.NitroClient).
+    pins = []
+    for item in filter(None, re.split(r"[\s,]+", raw.value.strip())):
+        digits = item.replace(":", "").lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", digits):
+            raise _Invalid("must be a SHA-256 fingerprint: 64 hex digits, colons allowed, "
+                           f"got {_shown(item)} (an HA pair: one per node, comma-separated)")
+        pins.append(digits)
+    if not pins:
+        raise _Invalid("must be a SHA-256 fingerprint: 64 hex digits, colons allowed")
+    return ",".join(dict.fromkeys(pins))
 
 
 def _parse_ca_bundle(raw: _Raw) -> str:
@@ -460,6 +471,9 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_CERTKEY_MAX_LEN": ("certkey_max_len", _int_in(8, 127)),
     "NS_CERTKEY_NAMES": ("certkey_names", _parse_certkey_names),
     "NS_BIND": ("bind", _parse_bind),  # SSL vserver bindings (issue 9)
+    # HA pairs (issue 10)
+    "NS_HA_VERIFY": ("ha_verify", _choice(HA_VERIFY_MODES)),
+    "NS_HA_PEER_URL": ("ha_peer_url", _parse_url),
 }
 SETTING_NAMES = frozenset(_PARSERS) | {"NS_PASSWORD", "NS_PASSWORD_FILE"}
 # Room a certkey name needs after the prefix: at least one character, "-" and the hash.

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional
 
-from . import appliance, bindings, certs, naming, served
+from . import appliance, bindings, certs, ha, naming, served
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -330,6 +330,9 @@ class Deployer:
         self._inventory: Optional[Inventory] = None
         self._probed = False
         self._ha = False
+        self._config: Optional[JsonObj] = None  # nsconfig, read once (unsaved changes, HA)
+        self._nodes: list[JsonObj] = []  # hanode on an HA pair
+        self._peer: Optional[ha.PeerCheck] = None  # an HA pair's secondary, checked read-only
         self._binder: Optional[bindings.Binder] = None
         self._key_types: dict[str, str] = {}  # certkeys whose key type we know locally
 
@@ -358,6 +361,7 @@ class Deployer:
         if not reasons:
             logger.info("%s: certkey %s already serves serial %s", bundle.name, plan.certkey,
                         bundle.leaf.serial)
+            self._check_peer(plan)
             self._bind(plan, result)
             if result.bindings_changed:
                 self._check_served(plan, result)
@@ -367,6 +371,8 @@ class Deployer:
         previous_chain = inventory.chain_names(plan.certkey)
         previous_files = _leaf_files(plan.current)
         uploads = self._files_to_upload(plan)
+        if self._probed and self._ha:
+            ha.still_primary(self.client)  # a failover since the last certificate: stop
         self._before_first_write(plan, sends_key=any(c == bundle.key.pem for _, c in uploads))
         undo = _Undo()
         step = "upload"
@@ -374,6 +380,8 @@ class Deployer:
             for filename, content in uploads:
                 self._upload(filename, content, undo)
             self._sync_ha_files()
+            if self._peer is not None:  # the secondary must have the files before the certkey
+                self._peer.files(_expected(plan, self.inventory))
             step = "chain"
             self._install_chain(plan, undo)
             step = "add" if plan.current is None else "update"
@@ -397,6 +405,8 @@ class Deployer:
         logger.info("%s: certkey %s %s (serial %s, chain %s)", bundle.name, plan.certkey,
                     result.action, bundle.leaf.serial, " -> ".join(result.chain) or "none")
         self._bind(plan, result)
+        if self._peer is not None:
+            self._peer.certkey(_expected(plan, self.inventory))
         self._check_served(plan, result)
         return result
 
@@ -467,23 +477,45 @@ class Deployer:
         if self._probed:
             return
         self._probed = True
-        # One GET answers both questions (nsconfig has configchanged and systemtype), which
-        # keeps a renewal within its request budget.
-        items = self.client.get("nsconfig")
-        config = items[0] if items else {}
+        config, nodes = self._ha_nodes()
         if (self._report_unsaved and _truthy(config.get("configchanged"))
                 and self.settings.save_config != "never"):
             logger.warning("the appliance already had unsaved configuration changes before this "
                            "run; the save at the end of the run will include them")
-        systemtype = str(config.get("systemtype", "")).strip().upper()
-        if systemtype and systemtype != "HA":
-            self._ha = False
+        if nodes:
+            # A secondary may accept writes and lose them at the next sync (nitro-reference
+            # 6.5), so only the primary gets them.
+            appliance.require_primary(self.client, nodes)
+
+    def _ha_nodes(self) -> tuple[JsonObj, list[JsonObj]]:
+        """nsconfig and, on an HA pair (or a firmware that does not say), hanode; read once.
+
+        One GET answers most questions (nsconfig has configchanged and systemtype), which keeps
+        a renewal within its request budget.
+        """
+        if self._config is not None:
+            return self._config, self._nodes
+        items = self.client.get("nsconfig")
+        self._config = items[0] if items else {}
+        systemtype = str(self._config.get("systemtype", "")).strip().upper()
+        if not systemtype or systemtype == "HA":
+            self._nodes = self.client.get("hanode")
+        self._ha = len(self._nodes) > 1
+        if self._ha and self.settings.ha_verify != "off":
+            self._peer = ha.PeerCheck(self.client, self.settings, self._nodes)
+        return self._config, self._nodes
+
+    def _check_peer(self, plan: Plan) -> None:
+        """An unchanged certificate on an HA pair: the secondary must hold it too (repaired
+        here when a sync was missed: the next run converges without a new issuance)."""
+        if self.settings.ha_verify == "off":
             return
-        # An HA pair (or a firmware that does not say): a secondary may accept writes and lose
-        # them at the next sync (nitro-reference 6.5), so only the primary gets them.
-        nodes = self.client.get("hanode")
-        appliance.require_primary(self.client, nodes)
-        self._ha = len(nodes) > 1
+        self._ha_nodes()
+        if self._peer is None:
+            return
+        if self._probed or ha.node_state(ha.local_node(self._nodes) or {}) == "primary":
+            self._probed = True
+            self._peer.certkey(_expected(plan, self.inventory))
 
     def _files_to_upload(self, plan: Plan) -> list[tuple[str, bytes]]:
         """(name, content) of every file the target state needs that the appliance lacks."""
@@ -775,6 +807,22 @@ class Deployer:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _expected(plan: Plan, inventory: Inventory) -> ha.Expected:
+    """What an HA secondary must hold for ``plan``: files with content, serial, chain."""
+    current = inventory.certkeys.get(plan.certkey)
+    if current is not None and _holds(current, plan.bundle.leaf):
+        cert_file, key_file = _leaf_files(current)
+    else:
+        cert_file, key_file = plan.cert_file, plan.key_file
+    files = [(cert_file, plan.bundle.leaf.pem), (key_file, plan.bundle.key.pem)]
+    for ca in plan.cas:
+        stored = inventory.certkeys.get(ca.certkey) or {}
+        files.append((_base(stored.get("cert")) or ca.file, ca.cert.pem))
+    return ha.Expected(plan.certkey, plan.bundle.leaf.serial,
+                       tuple((name, content) for name, content in files if name),
+                       tuple(ca.certkey for ca in plan.cas))
 
 
 def _leaf_files(obj: Optional[JsonObj]) -> tuple[str, str]:

@@ -96,6 +96,22 @@ def fetch_server_fingerprint(url: str, timeout: float = 5.0) -> str:
     return certificate_fingerprint(der)
 
 
+def _pin_for(url: str, pins: list[str], timeout: float) -> str:
+    """Of several pins (one per HA node), the one this server presents; else the first.
+
+    The certificate is only read here to choose; the connection that follows still accepts
+    exactly the chosen fingerprint, and a server presenting none of them fails it.
+    """
+    if url.lower().startswith("https://"):
+        try:
+            presented = fetch_server_fingerprint(url, timeout)
+        except NitroConnectionError:
+            return pins[0]  # the real request reports the connection problem
+        if presented in pins:
+            return presented
+    return pins[0]
+
+
 class NitroClient:
     """A NITRO session. Use as a context manager: logs in on enter, out on exit.
 
@@ -138,6 +154,8 @@ class NitroClient:
         # only confuse a later request.
         self._session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self._verify: Union[bool, str] = True
+        if pin and "," in pin:
+            pin = _pin_for(self.base_url, pin.split(","), timeout[0])
         if pin:
             self._session.mount("https://", _PinnedAdapter(pin))
             self._verify = False
