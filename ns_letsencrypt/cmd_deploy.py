@@ -17,6 +17,7 @@ from typing import Any, Callable
 from .config import Settings
 from .deploy import Deployer, DeployResult, deploy_cert, finish_run
 from .errors import ConfigError, DeployError
+from .ha import follow_primary
 from .reconcile import reconcile
 from .session import open_client
 
@@ -34,13 +35,13 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
 
 
 def run_deploy(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
-    settings = load_settings()
+    settings = follow_primary(load_settings())  # NS_URL may name an HA secondary
     with open_client(settings) as client:
         try:
             result = deploy_cert(client, settings, args.domain, args.key, args.cert,
                                  args.chain, alias=args.alias)
         except DeployError as exc:
-            if exc.step == "bind":  # the certificate is deployed; only a binding failed
+            if exc.step in ("bind", "ha-verify"):  # deployed; a binding or the secondary failed
                 finish_run(client, settings, True)
             raise
         saved = finish_run(client, settings, result.changed)
@@ -54,7 +55,7 @@ def configure_save_config(parser: argparse.ArgumentParser) -> None:
 
 def run_save_config(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     """Save the running configuration now (the original tool's ``saveconfig``)."""
-    settings = load_settings()
+    settings = follow_primary(load_settings())  # NS_URL may name an HA secondary
     with open_client(settings) as client:
         saved = finish_run(client, settings, changed=True)
     print("configuration saved" if saved else "not saved (NS_SAVE_CONFIG=never)")
@@ -84,7 +85,7 @@ def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> in
         from .certbot import lineages
 
         lineages(certbot_dir)  # a wrong directory fails before the settings are loaded
-    settings = load_settings()
+    settings = follow_primary(load_settings())  # NS_URL may name an HA secondary
     # After a scripted dehydrated run, startup_hook already reported unsaved changes.
     scripted = os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
     with open_client(settings) as client:

@@ -28,7 +28,7 @@ import logging
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from . import certs
 from .config import Settings
@@ -82,17 +82,45 @@ def peer_settings(settings: Settings, nodes: Sequence[JsonObj]) -> Optional[Sett
     return with_url(settings, node_url(settings, str(peer["ipaddress"])))
 
 
+def primary_loader(load_settings: Callable[[], Settings], *,
+                   lenient: bool = False) -> Callable[[], Settings]:
+    """Wrap a settings loader so that it yields settings reaching the primary (loaded once).
+
+    ``lenient`` (clean_challenge, which must never fail): when the primary cannot be used,
+    log it and go on with NS_URL; the sweep of the next run removes what stays behind.
+    """
+    loaded: list[Settings] = []
+
+    def load() -> Settings:
+        if not loaded:
+            settings = load_settings()
+            try:
+                loaded.append(follow_primary(settings))
+            except ApplianceNotReady as exc:
+                if not lenient:
+                    raise
+                logger.warning("%s; going on with NS_URL", exc.message)
+                loaded.append(settings)
+        return loaded[0]
+
+    return load
+
+
 def follow_primary(settings: Settings) -> Settings:
     """Settings that reach the pair's primary: ``settings`` itself unless NS_URL is the secondary.
 
-    Costs one ``GET hanode`` (a handful of requests with session authentication).
+    Costs one ``GET hanode`` (a handful of requests with session authentication). When NS_URL
+    cannot be read, ``settings`` is returned unchanged: the operation that follows reports
+    that problem as it always has.
 
     Raises:
         ApplianceNotReady: NS_URL is the secondary and the primary cannot be used (exit 6).
-        NitroError: NS_URL itself cannot be reached or read.
     """
-    with open_client(settings, brief=True) as client:
-        nodes = client.get("hanode")
+    try:
+        with open_client(settings, brief=True) as client:
+            nodes = client.get("hanode")
+    except NitroError:
+        return settings
     local = local_node(nodes)
     if len(nodes) <= 1 or local is None or node_state(local) in ("primary", ""):
         return settings
@@ -167,8 +195,8 @@ class PeerCheck:
             return
         missing = self._missing_files(expected)
         if missing:
-            logger.info("the HA secondary %s lacks %s; syncing the files again", self.where,
-                        ", ".join(missing))
+            logger.info("the HA secondary %s does not hold everything yet (%s); syncing the "
+                        "files again", self.where, "; ".join(missing))
             self.sync_files()
             missing = self._missing_files(expected)
         self._report("ha-sync", expected, missing)

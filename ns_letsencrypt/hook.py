@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import appliance, challenge, deploy, reconcile
+from . import appliance, challenge, deploy, ha, reconcile
 from .config import Settings
 from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError, NsLeError
 from .nitro import NitroClient
@@ -47,7 +47,8 @@ def run_hook(name: str, args: Sequence[str], load_settings: SettingsLoader) -> i
     if handler is None:
         logger.debug("hook %s: nothing to do", name)
         return 0
-    return handler(args, load_settings)
+    # NS_URL may name an HA secondary: every hook goes on with the primary (ha.py)
+    return handler(args, ha.primary_loader(load_settings, lenient=name == "clean_challenge"))
 
 
 # -- run start and end --------------------------------------------------------------------
