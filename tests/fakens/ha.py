@@ -114,6 +114,16 @@ class FakeHaPair:
             self.link.silent_sync = value
 
     @property
+    def propagation(self) -> bool:
+        return self.link.propagation
+
+    @propagation.setter
+    def propagation(self, value: bool) -> None:
+        """Fault: False = commands are not propagated to the secondary (347)."""
+        with self.a.state.lock:
+            self.link.propagation = value
+
+    @property
     def failures(self) -> list[str]:
         """Commands that failed on the secondary (propagation or config sync), oldest first."""
         with self.a.state.lock:

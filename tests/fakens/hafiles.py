@@ -16,6 +16,8 @@ What is modelled, following ``research/nitro-binding-ha.md`` §3 and nitro-refer
   ``/nsconfig/ssl`` files to the secondary without deleting files only the secondary has.
   ``silent_sync`` makes that call answer success and copy nothing (the fault the tool's peer
   check must catch).
+- ``propagation = False`` models a failing propagation link (347 ``Command propagation
+  failed``): the primary still runs every command, the secondary misses them.
 - Writes sent to the secondary are accepted (nothing refuses them) and lost at the next full
   configuration sync, which the next command propagated from the primary triggers (the
   secondary's incarnation no longer matches), as does ``POST hasync?action=Force`` and a
@@ -50,6 +52,7 @@ class HaLink:
         self.states = states
         self.addresses = addresses
         self.silent_sync = False  # hafiles sync answers success and copies nothing
+        self.propagation = True  # False: commands do not reach the secondary (347, link down)
         self.failures: list[str] = []  # commands that failed on the secondary (its log)
         self.direct_writes: list[str] = []  # writes sent to the secondary, lost at next sync
         self._diverged = False  # the secondary has writes of its own: full sync at next command
@@ -98,6 +101,9 @@ class HaLink:
         if index != self.primary:
             self.direct_writes.append(_describe(call))
             self._diverged = True
+            return
+        if not self.propagation:
+            self.failures.append(f"{_describe(call)}: 347 Command propagation failed")
             return
         if self._diverged:
             self.sync_config()  # the secondary's own writes are lost; it has this one now
