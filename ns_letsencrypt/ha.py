@@ -163,6 +163,53 @@ def still_primary(client: NitroClient) -> None:
             "the next run deploys to the new primary")
 
 
+# -- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """The other node as ``status`` shows it: where, its role, and its certkeys (or why not)."""
+
+    url: str
+    role: str
+    local_role: str
+    certkeys: dict[str, JsonObj]
+    error: Optional[str] = None
+
+    def compare(self, certkey: str, serial: str, link: Optional[str]) -> Optional[str]:
+        """None when the peer holds ``certkey`` with this serial and link, else what differs."""
+        if self.error:
+            return f"cannot read it: {self.error}"
+        found = self.certkeys.get(certkey)
+        if found is None:
+            return f"certkey {certkey} missing"
+        if certs.normalize_serial(str(found.get("serial", ""))) != certs.normalize_serial(serial):
+            return f"holds serial {found.get('serial')}"
+        if link and str(found.get("linkcertkeyname") or "") != link:
+            return f"not linked to {link}"
+        return None
+
+
+def peer_view(client: NitroClient, settings: Settings) -> Optional[PeerView]:
+    """The HA peer's certkeys, read-only (None on a standalone appliance). One GET here."""
+    nodes = client.get("hanode")
+    if len(nodes) <= 1:
+        return None
+    local, peer = local_node(nodes) or {}, peer_node(nodes) or {}
+    target = peer_settings(settings, nodes)
+    if target is None:
+        return PeerView("the HA peer", node_state(peer) or "unknown", node_state(local), {},
+                        "its address is unknown: set NS_HA_PEER_URL")
+    try:
+        with open_client(target, brief=True) as other:
+            items = other.get("sslcertkey", attrs=("certkey", "serial", "linkcertkeyname"))
+    except (NitroError, NsLeError) as exc:
+        return PeerView(target.url, node_state(peer) or "unknown", node_state(local), {},
+                        exc.message)
+    return PeerView(target.url, node_state(peer) or "unknown", node_state(local),
+                    {str(i.get("certkey")): i for i in items})
+
+
 # -- the peer check ---------------------------------------------------------------------------
 
 

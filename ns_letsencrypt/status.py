@@ -6,6 +6,9 @@ certificate directory that has no certkey on the appliance. Two list calls read 
 ``GET sslcertkey`` and ``GET sslvserver_sslcertkey_binding?bulkbindings=yes`` (where each
 certkey is bound, with SNI or as default), nothing per certkey; with ``NS_BIND`` one more
 (``GET sslvserver``, SNI state) tells whether each entry is satisfied (WARNING if not).
+On an HA pair (``GET hanode``) each row also says whether the other node holds the certkey with
+the same serial and link, read there with one list call (WARNING if not: a failover would
+serve something else).
 
 Chain rule. Starting at the leaf, follow ``linkcertkeyname``. Each link must exist, its subject
 must equal the issuer of the certificate before it, must not be expired and must not repeat.
@@ -84,6 +87,7 @@ class CertStatus:
     state: State = State.OK
     problems: list[str] = field(default_factory=list)
     bindings: list[str] = field(default_factory=list)  # "vserver (SNI)" / "vserver (default)"
+    ha_peer: Optional[dict[str, Any]] = None  # HA pair: the other node's copy (issue 10)
 
 
 # -- reading --------------------------------------------------------------------------
@@ -97,6 +101,7 @@ def collect(client: NitroClient, settings: Settings, certs_dir: Optional[Path],
     local = local_certificates(certs_dir, settings) if certs_dir else {}
     _compare_local(rows, local)
     _add_bindings(client, settings, rows, certs_dir)
+    _add_ha_peer(client, settings, rows)
     for row in rows:
         rate(row, thresholds)
     return sorted(rows, key=lambda row: row.certkey)
@@ -244,6 +249,23 @@ def _add_bindings(client: NitroClient, settings: Settings, rows: list[CertStatus
                 entry.problems.append(f"NS_BIND {cert}={vs}: not bound to {where} as {how}")
 
 
+def _add_ha_peer(client: NitroClient, settings: Settings, rows: list[CertStatus]) -> None:
+    """On an HA pair, whether the other node holds each certkey alike (WARNING if not)."""
+    from . import ha
+
+    view = ha.peer_view(client, settings)
+    if view is None:
+        return
+    for row in rows:
+        if not row.on_appliance:
+            continue
+        differs = view.compare(row.certkey, row.serial, row.chain[0] if row.chain else None)
+        row.ha_peer = {"url": view.url, "role": view.role, "this_node": view.local_role,
+                       "match": differs is None, "problem": differs}
+        if differs:
+            row.problems.append(f"HA {view.role} {view.url}: {differs}")
+
+
 def _bound_certkey(settings: Settings, cert: str, certs_dir: Optional[Path]) -> str:
     """The certkey of NS_BIND's ``cert`` (its local certificate tells the first name)."""
     cert_file = certs_dir / cert / "cert.pem" if certs_dir else None
@@ -300,6 +322,9 @@ def render_table(rows: Sequence[CertStatus]) -> str:
         out.extend(f"  {row.certkey}: {problem}" for problem in row.problems)
         if row.bindings:
             out.append(f"  {row.certkey}: bound to {', '.join(row.bindings)}")
+        if row.ha_peer and row.ha_peer["match"]:
+            out.append(f"  {row.certkey}: HA {row.ha_peer['role']} {row.ha_peer['url']} holds "
+                       "the same serial and link")
     return "\n".join(out)
 
 

@@ -144,3 +144,25 @@ def test_writes_made_on_the_secondary_are_undone_by_the_primary(pair: FakeHaPair
     deploy_one(pair_settings(pair, ha_verify="on"), issuer.issue(["www.example.com"]),
                "www.example.com")
     assert certkey(pair.b, "le-www.example.com")["serial"] == serial_of(issuer.last)
+
+
+def test_status_shows_both_nodes(pair: FakeHaPair, issuer: Issuer) -> None:
+    from ns_letsencrypt import status
+
+    pair.propagation = False
+    settings = pair_settings(pair, ha_verify="warn")
+    pair.a.inject("POST", "hasync", "Force", kind="error", errorcode=412,
+                  message="Synchronization is in progress")
+    deploy_one(settings, issuer.issue(["www.example.com"]), "www.example.com")
+    with open_client(settings) as client:
+        rows = status.collect(client, settings, None, status.Thresholds())
+    assert rows[0].state == status.State.WARNING
+    assert rows[0].problems == [f"HA secondary {pair.b.url}: certkey le-www.example.com missing"]
+
+    pair.propagation = True
+    pair.sync_config()
+    with open_client(settings) as client:
+        rows = status.collect(client, settings, None, status.Thresholds())
+    assert rows[0].state == status.State.OK and rows[0].ha_peer is not None
+    assert rows[0].ha_peer["this_node"] == "primary" and rows[0].ha_peer["match"]
+    assert f"HA secondary {pair.b.url} holds the same serial and link" in status.render_table(rows)
