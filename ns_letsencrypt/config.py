@@ -26,6 +26,7 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
@@ -44,6 +45,7 @@ VERIFY_SERVED_MODES = ("on", "warn", "off")
 SAVE_MODES = ("always", "changed", "never")
 AUTH_MODES = ("auto", "session", "header")
 HA_VERIFY_MODES = ("on", "warn", "off")  # NS_HA_VERIFY (issue 10)
+ROLES = ("all", "certs", "challenges")  # NS_<T>_ROLE (issue 10)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ class Settings:
     # --- HA pairs (issue 10) ---
     ha_verify: str = "warn"  # NS_HA_VERIFY: on | warn | off (check the secondary's copy)
     ha_peer_url: Optional[str] = None  # NS_HA_PEER_URL: the peer's NITRO URL, else from hanode
+    # --- several appliances (issue 10) ---
+    target_names: tuple[str, ...] = ()  # NS_TARGETS="dc1 dc2": one appliance or HA pair each
+    role: str = "all"  # NS_ROLE / NS_<T>_ROLE: all | certs | challenges
+    target: str = ""  # this target's name ("" for the single appliance of NS_URL)
+    targets: tuple[Settings, ...] = field(default=(), repr=False)  # one Settings per target
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # field name -> where its value came from ("flag", "env NS_URL", ".env /x/.env", ...)
 
@@ -123,7 +130,10 @@ def load_settings(
         _legacy_layer(_pick_file(legacy_file, home / "mynsconfig.py"), problems),
     ]
     secrets = [layer["NS_PASSWORD"].value for layer in layers if "NS_PASSWORD" in layer]
-    settings = _settings_from(layers, problems, secrets)
+    settings = _settings_from(layers, problems, secrets, need_url="NS_TARGETS" not in
+                              _merged(layers))
+    if settings is not None and settings.target_names:
+        settings = _with_targets(settings, layers, problems, secrets)
     if settings is None:  # there were problems
         raise ConfigError(
             [_redact(problem, secrets) for problem in problems],
@@ -474,6 +484,9 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     # HA pairs (issue 10)
     "NS_HA_VERIFY": ("ha_verify", _choice(HA_VERIFY_MODES)),
     "NS_HA_PEER_URL": ("ha_peer_url", _parse_url),
+    # several appliances (issue 10)
+    "NS_TARGETS": ("target_names", lambda raw: _parse_targets(raw)),
+    "NS_ROLE": ("role", _choice(ROLES)),
 }
 SETTING_NAMES = frozenset(_PARSERS) | {"NS_PASSWORD", "NS_PASSWORD_FILE"}
 # Room a certkey name needs after the prefix: at least one character, "-" and the hash.
@@ -486,7 +499,7 @@ Layer = dict[str, _Raw]
 
 
 def _settings_from(layers: list[Layer], problems: list[str],
-                   secrets: list[str]) -> Optional[Settings]:
+                   secrets: list[str], need_url: bool = True) -> Optional[Settings]:
     """Validate the winning value of every key and build Settings (None if anything failed).
 
     The password found is appended to ``secrets``, so that no message can show it.
@@ -507,20 +520,26 @@ def _settings_from(layers: list[Layer], problems: list[str],
             continue
         for field_name in ("timeout_connect", "timeout_read") if name == "timeout" else (name,):
             sources[field_name] = raw.source
-    password = _resolve_password(layers, problems)
+    password = _resolve_password(layers, problems) if need_url or _any_password(layers) else None
     if password is not None:
         values["password"], sources["password"] = password
         secrets.append(password[0])
-    _check_required(merged, problems)
+    _check_required(merged, problems, need_url)
     _check_combinations(values, merged, problems)
     if problems:
         return None
     if "timeout" in values:
         values["timeout_connect"], values["timeout_read"] = values.pop("timeout")
+    if not need_url:  # NS_TARGETS: each target's Settings carries its own address and user
+        values.setdefault("url", "")
+        values.setdefault("username", "")
+        values.setdefault("password", "")
     return Settings(**values, sources=sources)
 
 
-def _check_required(merged: Layer, problems: list[str]) -> None:
+def _check_required(merged: Layer, problems: list[str], need_url: bool = True) -> None:
+    if not need_url:
+        return  # NS_TARGETS: checked for each target
     if "NS_URL" not in merged:
         problems.append("NS_URL is required: the appliance's management address, "
                         "e.g. NS_URL=https://10.0.0.5")
@@ -612,7 +631,7 @@ def _flag_layer(overrides: Mapping[str, str], problems: list[str]) -> Layer:
 def _environ_layer(environ: Mapping[str, str]) -> Layer:
     layer: Layer = {}
     for key, value in environ.items():
-        if key in SETTING_NAMES:
+        if key in SETTING_NAMES or _target_key(key):
             if value.strip():
                 layer[key] = _Raw(value, key, ENVIRON)
         elif key.startswith("NS_"):
@@ -636,7 +655,7 @@ def _dotenv_layer(path: Optional[Path], problems: list[str]) -> Layer:
     layer: Layer = {}
     unknown = []
     for key, value in values.items():
-        if key not in SETTING_NAMES:
+        if key not in SETTING_NAMES and not _target_key(key):
             unknown.append(key)
         elif value is None:
             problems.append(f"{key} (from .env {path}): has no value; write {key}=value")
@@ -835,3 +854,69 @@ def _legacy_url(strings: Mapping[str, str], path: Path, problems: list[str]) -> 
         return None
     url = address if "://" in address else f"{scheme}://{address}"
     return _Raw(url, "nitroNSIP", LEGACY, path)
+
+
+# -- several appliances (issue 10): NS_TARGETS ------------------------------------------
+# Each target's settings are the NS_* settings with its name after "NS_" (NS_DC1_URL ...),
+# falling back to the unprefixed value; NS_<T>_URL has no fallback (two targets on one
+# address would be one appliance twice).
+
+_TARGET_NAME = re.compile(r"[A-Za-z0-9]+")
+_TARGET_KEY = re.compile(r"NS_([A-Z0-9]+)_([A-Z0-9_]+)")
+
+
+def _target_key(key: str) -> Optional[tuple[str, str]]:
+    """``NS_DC1_URL`` -> (``DC1``, ``NS_URL``); None for a plain setting or anything else."""
+    match = _TARGET_KEY.fullmatch(key)
+    if key in SETTING_NAMES or match is None:
+        return None
+    setting = f"NS_{match.group(2)}"
+    if setting not in SETTING_NAMES or setting == "NS_TARGETS":
+        return None
+    return match.group(1), setting
+
+
+def _parse_targets(raw: _Raw) -> tuple[str, ...]:
+    names: list[str] = []
+    for name in filter(None, re.split(r"[\s,]+", raw.value.strip())):
+        if not _TARGET_NAME.fullmatch(name):
+            raise _Invalid(f"target names are letters and digits only, got {_shown(name)}")
+        if name.upper() in (n.upper() for n in names):
+            raise _Invalid(f"{_shown(name)} is listed twice (names are compared without case)")
+        names.append(name)
+    if not names:
+        raise _Invalid('names the targets, e.g. NS_TARGETS="dc1 dc2"')
+    return tuple(names)
+
+
+def _any_password(layers: list[Layer]) -> bool:
+    return any("NS_PASSWORD" in layer or "NS_PASSWORD_FILE" in layer for layer in layers)
+
+
+def _merged(layers: list[Layer]) -> Layer:
+    merged: Layer = {}
+    for layer in reversed(layers):
+        merged.update(layer)
+    return merged
+
+
+def _with_targets(settings: Settings, layers: list[Layer], problems: list[str],
+                  secrets: list[str]) -> Optional[Settings]:
+    """``settings`` with one derived Settings per NS_TARGETS name (None after problems)."""
+    targets = []
+    for name in settings.target_names:
+        prefix = name.upper()
+        own = [{setting: raw for key, raw in layer.items()
+                if (found := _target_key(key)) and found[0] == prefix
+                for setting in (found[1],)} for layer in layers]
+        if not any("NS_URL" in layer for layer in own):
+            problems.append(f"NS_TARGETS names {name}, but NS_{prefix}_URL is not set: each "
+                            "target needs its own management address")
+            continue
+        base = [{k: v for k, v in layer.items() if k != "NS_URL"} for layer in layers]
+        derived = _settings_from(own + base, problems, secrets)
+        if derived is not None:
+            targets.append(dataclasses_replace(derived, target=name, target_names=()))
+    if problems:
+        return None
+    return dataclasses_replace(settings, targets=tuple(targets))
