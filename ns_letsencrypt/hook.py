@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import appliance, challenge, deploy, ha, reconcile
+from . import appliance, challenge, deploy, reconcile, targets
 from .config import Settings
 from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError, NsLeError
 from .nitro import NitroClient
@@ -47,8 +47,8 @@ def run_hook(name: str, args: Sequence[str], load_settings: SettingsLoader) -> i
     if handler is None:
         logger.debug("hook %s: nothing to do", name)
         return 0
-    # NS_URL may name an HA secondary: every hook goes on with the primary (ha.py)
-    return handler(args, ha.primary_loader(load_settings, lenient=name == "clean_challenge"))
+    # each target of NS_TARGETS (or the one appliance), on its HA primary: targets.py, ha.py
+    return targets.run_hook(name, handler, args, load_settings)
 
 
 # -- run start and end --------------------------------------------------------------------
@@ -103,9 +103,11 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
         logger.error("dehydrated reported: %s", error)
     settings = load_settings()
     script_reconciles = not error and os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
+    # a target with NS_<T>_ROLE=challenges gets no certificates
+    skip_reconcile = script_reconciles or not targets.takes_certs(settings)
     with open_client(settings) as client:
         _sweep(client, settings, "exit_hook")
-        result = None if script_reconciles else _reconcile(client, settings)
+        result = None if skip_reconcile else _reconcile(client, settings)
         changed = _issued_this_run() or (result is not None and result.changed)
         deploy.finish_run(client, settings, changed)
     if result is not None:
