@@ -12,8 +12,9 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+from . import targets
 from .config import Settings
 from .deploy import Deployer, DeployResult, deploy_cert, finish_run
 from .errors import ConfigError, DeployError
@@ -35,7 +36,21 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
 
 
 def run_deploy(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
-    settings = follow_primary(load_settings())  # NS_URL may name an HA secondary
+    return _over_targets("deploy", load_settings, lambda target: _deploy(args, target))
+
+
+def _over_targets(name: str, load_settings: SettingsLoader,
+                  work: Callable[[Settings], int], certs_only: bool = True) -> int:
+    """``work`` on the one appliance, or on every (certificate) target of NS_TARGETS in
+    parallel; failed targets are named together (exit 8) after the others are done."""
+    settings = load_settings()
+    if not settings.targets:
+        return work(follow_primary(settings))  # NS_URL may name an HA secondary
+    chosen = [t for t in settings.targets if targets.takes_certs(t) or not certs_only]
+    return targets.combine(name, targets.run_on(chosen, work))
+
+
+def _deploy(args: argparse.Namespace, settings: Settings) -> int:
     with open_client(settings) as client:
         try:
             result = deploy_cert(client, settings, args.domain, args.key, args.cert,
@@ -45,7 +60,7 @@ def run_deploy(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
                 finish_run(client, settings, True)
             raise
         saved = finish_run(client, settings, result.changed)
-    _print([result], saved, args.json)
+    _print([result], saved, args.json, target=settings.target)
     return 0
 
 
@@ -55,10 +70,14 @@ def configure_save_config(parser: argparse.ArgumentParser) -> None:
 
 def run_save_config(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     """Save the running configuration now (the original tool's ``saveconfig``)."""
-    settings = follow_primary(load_settings())  # NS_URL may name an HA secondary
+    return _over_targets("save-config", load_settings, _save, certs_only=False)
+
+
+def _save(settings: Settings) -> int:
     with open_client(settings) as client:
         saved = finish_run(client, settings, changed=True)
-    print("configuration saved" if saved else "not saved (NS_SAVE_CONFIG=never)")
+    print(_tag(settings) + ("configuration saved" if saved else
+                            "not saved (NS_SAVE_CONFIG=never)"))
     return 0
 
 
@@ -79,13 +98,21 @@ def configure_reconcile(parser: argparse.ArgumentParser) -> None:
 
 def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     certbot_dir = Path(args.certbot_dir) if args.certbot_dir else None
+    domains: Optional[Path] = None
+    certs_dir: Optional[Path] = None
     if certbot_dir is None:
         domains, certs_dir = _dehydrated_paths(args)
     else:
         from .certbot import lineages
 
         lineages(certbot_dir)  # a wrong directory fails before the settings are loaded
-    settings = follow_primary(load_settings())  # NS_URL may name an HA secondary
+    return _over_targets("reconcile", load_settings,
+                         lambda target: _reconcile(args, target, certbot_dir, domains,
+                                                   certs_dir))
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings, certbot_dir: Optional[Path],
+               domains: Optional[Path], certs_dir: Optional[Path]) -> int:
     # After a scripted dehydrated run, startup_hook already reported unsaved changes.
     scripted = os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
     with open_client(settings) as client:
@@ -95,10 +122,11 @@ def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> in
 
             result = reconcile_lineages(settings, certbot_dir, deployer)
         else:
+            assert domains is not None and certs_dir is not None  # set when not certbot
             result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
         saved = finish_run(client, settings, result.changed)
     _print(result.deployed, saved, args.json, checked=len(result.checked),
-           failed=[name for name, _ in result.failures])
+           failed=[name for name, _ in result.failures], target=settings.target)
     result.raise_for_failures()
     return 0
 
@@ -116,15 +144,24 @@ def _dehydrated_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return domains, certs_dir
 
 
-def _print(results: list[DeployResult], saved: bool, as_json: bool, **extra: Any) -> None:
-    if as_json:
+def _tag(settings: Settings) -> str:
+    return f"[{settings.target}] " if settings.target else ""
+
+
+def _print(results: list[DeployResult], saved: bool, as_json: bool, target: str = "",
+           **extra: Any) -> None:
+    if as_json:  # NS_TARGETS: one compact document per target and line
         document = {"deployed": [_as_dict(r) for r in results], "saved": saved, **extra}
-        print(json.dumps(document, indent=2))
+        if target:
+            print(json.dumps({"target": target, **document}))
+        else:
+            print(json.dumps(document, indent=2))
         return
+    tag = f"[{target}] " if target else ""
     for r in results:
         chain = " -> ".join(r.chain) or "no chain"
         bound = f"; bound to {', '.join(r.bound)}" if r.bound else ""
-        print(f"{r.name}: certkey {r.certkey} {r.action} (serial {r.serial}; {chain}{bound})")
+        print(f"{tag}{r.name}: certkey {r.certkey} {r.action} (serial {r.serial}; {chain}{bound})")
 
 
 def _as_dict(result: DeployResult) -> dict[str, Any]:

@@ -9,14 +9,16 @@ Also the body of the legacy ``ns-copytons.py test`` verb.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import urllib.parse
 from typing import Callable
 
 from .config import Settings
-from .errors import ConfigError, ExitStatus
-from .report import Check, as_json, failed, overall_status, render_text, value_of
+from .errors import ApplianceNotReady, ConfigError, ExitStatus
+from .ha import follow_primary
+from .report import Check, Level, as_json, failed, overall_status, render_text, value_of
 
 SettingsLoader = Callable[[], Settings]
 
@@ -54,8 +56,20 @@ def readiness_checks(load_settings: SettingsLoader) -> list[Check]:
     except ConfigError as exc:
         return [failed("config", exc.message, exc.hint, ExitStatus.CONFIG)]
     home = home_dir()  # dehydrated's domains.txt and certs/, for the NS_BIND check
-    return connectivity_report(open_client(settings), settings, home / "domains.txt",
-                               home / "certs")
+    checks: list[Check] = []
+    for target in settings.targets or (settings,):  # NS_TARGETS: every target is checked
+        try:
+            target = follow_primary(target)  # NS_URL may name an HA secondary
+        except ApplianceNotReady as exc:
+            found = [Check("ha", Level.FAIL, exc.message, exc.hint, ExitStatus.NOT_READY,
+                           value="secondary")]
+        else:
+            found = connectivity_report(open_client(target), target, home / "domains.txt",
+                                        home / "certs")
+        if target.target:
+            found = [dataclasses.replace(c, name=f"{target.target}:{c.name}") for c in found]
+        checks.extend(found)
+    return checks
 
 
 def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) -> int:

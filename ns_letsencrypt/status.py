@@ -88,6 +88,12 @@ class CertStatus:
     problems: list[str] = field(default_factory=list)
     bindings: list[str] = field(default_factory=list)  # "vserver (SNI)" / "vserver (default)"
     ha_peer: Optional[dict[str, Any]] = None  # HA pair: the other node's copy (issue 10)
+    target: str = ""  # NS_TARGETS: the target this row was read from (issue 10)
+
+    @property
+    def label(self) -> str:
+        """The certkey, with its target in front when the run has several."""
+        return f"{self.target}:{self.certkey}" if self.target else self.certkey
 
 
 # -- reading --------------------------------------------------------------------------
@@ -278,6 +284,32 @@ def _bound_certkey(settings: Settings, cert: str, certs_dir: Optional[Path]) -> 
     return managed_certkey_name(settings, cert, primary)
 
 
+def collect_targets(settings: Settings, certs_dir: Optional[Path],
+                    thresholds: Thresholds) -> list[CertStatus]:
+    """Every NS_TARGETS target's rows (read in parallel); an unreadable target is UNKNOWN."""
+    from . import targets
+    from .session import open_client
+
+    found: dict[str, list[CertStatus]] = {}
+
+    def read(target: Settings) -> int:
+        with open_client(target) as client:
+            found[target.target] = collect(client, target, certs_dir, thresholds)
+        return 0
+
+    rows: list[CertStatus] = []
+    for outcome in targets.run_on(settings.targets, read):
+        name = outcome.target.target
+        if outcome.error is not None:
+            rows.append(CertStatus(certkey="-", target=name, on_appliance=False,
+                                   state=State.UNKNOWN, problems=[outcome.error.message]))
+            continue
+        for row in found.get(name, []):
+            row.target = name
+            rows.append(row)
+    return rows
+
+
 # -- rating ---------------------------------------------------------------------------
 
 
@@ -319,11 +351,11 @@ def render_table(rows: Sequence[CertStatus]) -> str:
     out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
            for line in lines]
     for row in rows:
-        out.extend(f"  {row.certkey}: {problem}" for problem in row.problems)
+        out.extend(f"  {row.label}: {problem}" for problem in row.problems)
         if row.bindings:
-            out.append(f"  {row.certkey}: bound to {', '.join(row.bindings)}")
+            out.append(f"  {row.label}: bound to {', '.join(row.bindings)}")
         if row.ha_peer and row.ha_peer["match"]:
-            out.append(f"  {row.certkey}: HA {row.ha_peer['role']} {row.ha_peer['url']} holds "
+            out.append(f"  {row.label}: HA {row.ha_peer['role']} {row.ha_peer['url']} holds "
                        "the same serial and link")
     return "\n".join(out)
 
@@ -339,28 +371,28 @@ def _table_row(row: CertStatus) -> tuple[str, ...]:
     if not row.on_appliance:
         local = "MISSING"
     days = "-" if row.days is None else str(row.days)
-    return (row.certkey, ",".join(row.names) or "-", _short_dn(row.issuer) or "-",
+    return (row.label, ",".join(row.names) or "-", _short_dn(row.issuer) or "-",
             row.serial or "-", days, chain, local, row.state.name)
 
 
 def render_nagios(rows: Sequence[CertStatus], thresholds: Thresholds) -> str:
     """``NS-LETSENCRYPT <STATE> - <summary> | <perfdata>`` and one long-output line per row."""
     state = overall(rows)
-    problems = [f"{row.certkey} {p}" for row in rows for p in row.problems]
+    problems = [f"{row.label} {p}" for row in rows for p in row.problems]
     deployed = [row for row in rows if row.on_appliance]
     summary = f"{len(deployed)} certificate{'s' if len(deployed) != 1 else ''}"
     nearest = min((row for row in deployed if row.days is not None),
                   key=lambda row: row.days or 0, default=None)
     if nearest is not None:
-        summary += f", nearest expiry {nearest.days} days ({nearest.certkey})"
+        summary += f", nearest expiry {nearest.days} days ({nearest.label})"
     if problems:
         summary = "; ".join(problems)
     perf = [f"certificates={len(deployed)}"] + [
-        f"'{row.certkey}'={row.days};{thresholds.warn}:;{thresholds.crit}:"
+        f"'{row.label}'={row.days};{thresholds.warn}:;{thresholds.crit}:"
         for row in deployed if row.days is not None
     ]
     lines = [f"NS-LETSENCRYPT {state.name} - {summary} | {' '.join(perf)}"]
-    lines.extend(f"{row.state.name}: {row.certkey} {','.join(row.names)}".rstrip()
+    lines.extend(f"{row.state.name}: {row.label} {','.join(row.names)}".rstrip()
                  for row in rows)
     return "\n".join(lines)
 
@@ -478,8 +510,11 @@ def run(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
         certs_dir = None
     try:
         settings = load_settings()
-        with open_client(settings) as client:
-            rows = collect(client, settings, certs_dir, thresholds)
+        if settings.targets:
+            rows = collect_targets(settings, certs_dir, thresholds)
+        else:
+            with open_client(settings) as client:
+                rows = collect(client, settings, certs_dir, thresholds)
     except NsLeError as exc:  # monitoring needs UNKNOWN (3), not the tool's own exit codes
         if args.json or args.nagios:
             print(unknown(str(exc), args))

@@ -135,7 +135,7 @@ def run_hook(name: str, handler: HookHandler, args: Sequence[str],
     else:
         chosen = list(settings.targets)
     outcomes = run_on(chosen, lambda target: handler(args, lambda: target))
-    return _combine(name, outcomes)
+    return combine(name, outcomes)
 
 
 def _challenges(name: str, handler: HookHandler, args: Sequence[str],
@@ -160,7 +160,8 @@ def _clean(handler: HookHandler, args: Sequence[str], target: Settings) -> int:
     return HANDLERS["clean_challenge"](args, lambda: target)
 
 
-def _combine(name: str, outcomes: Sequence[Outcome]) -> int:
+def combine(name: str, outcomes: Sequence[Outcome]) -> int:
+    """0 when every target succeeded; else raise naming each failed target and step."""
     failed = [o for o in outcomes if o.failed]
     for outcome in outcomes:
         if not outcome.failed:

@@ -1,0 +1,126 @@
+"""NS_TARGETS through the CLI against two independent fakes: bad input, `test`, `status`, and a
+challenge that one target refuses. End-to-end issuance is in test_targets_e2e.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ns_letsencrypt import cli
+from tests.conftest import PASSWORD, USER
+from tests.fakens import FakeNetScaler
+
+TRIPLE = ["www.example.com", "tok-123", "tok-123.thumbprint"]
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeNetScaler, FakeNetScaler]]:
+    with FakeNetScaler(users={USER: PASSWORD}) as dc1, \
+            FakeNetScaler(users={USER: PASSWORD}) as dc2:
+        dc1.add_lbvserver("web")
+        dc2.add_lbvserver("web2")
+        yield dc1, dc2
+
+
+@pytest.fixture
+def env(fakes: tuple[FakeNetScaler, FakeNetScaler], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    dc1, dc2 = fakes
+    password = tmp_path / "pw"
+    password.write_text(PASSWORD + "\n")
+    password.chmod(0o600)
+    values = {
+        "NS_LE_HOME": str(tmp_path), "NS_USER": USER, "NS_PASSWORD_FILE": str(password),
+        "NS_VSERVER": "web", "NS_TIMEOUT": "5,10", "NS_PREFLIGHT": "off",
+        "NS_TARGETS": "dc1 dc2",
+        "NS_DC1_URL": dc1.url, "NS_DC1_TLS_PIN": dc1.cert_sha256,
+        "NS_DC2_URL": dc2.url, "NS_DC2_TLS_PIN": dc2.cert_sha256, "NS_DC2_VSERVER": "web2",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and PASSWORD not in out + err
+    return status, out, err
+
+
+def ours(fake: FakeNetScaler) -> list[str]:
+    return [p["name"] for p in fake.objects("responderpolicy") if p["name"].startswith("le-")]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"NS_DC2_URL": ""}, "NS_DC2_URL is not set"),
+    ({"NS_DC1_ROLE": "everything"}, "NS_DC1_ROLE (from environment): must be one of"),
+    ({"NS_TARGETS": "dc1 dc2 DC1"}, '"DC1" is listed twice'),
+])
+def test_bad_targets_exit_2_without_a_request(
+        fakes: tuple[FakeNetScaler, FakeNetScaler], env: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        change: dict[str, str], expected: str) -> None:
+    for key, value in change.items():
+        monkeypatch.setenv(key, value)
+    status, _, err = run(capsys, "hook", "deploy_challenge", *TRIPLE)
+    assert status == 2 and expected in err
+    assert [fake.requests for fake in fakes] == [[], []]
+
+
+def test_test_checks_every_target(fakes: tuple[FakeNetScaler, FakeNetScaler],
+                                  env: dict[str, str],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    fakes[1].set_feature("RESPONDER", False)
+    status, out, _ = run(capsys, "test", "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert status == 6
+    assert checks["dc1:responder"]["ok"] and not checks["dc2:responder"]["ok"]
+    assert checks["dc1:vserver"]["ok"] and checks["dc2:vserver"]["ok"]  # web and web2
+
+
+def test_a_challenge_refused_by_one_target_fails_and_is_cleaned_on_all(
+        fakes: tuple[FakeNetScaler, FakeNetScaler], env: dict[str, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    dc1, dc2 = fakes
+    dc2.inject("PUT", "lbvserver_responderpolicy_binding", None, kind="error", status=599,
+               errorcode=257, message="Operation not permitted")
+    status, _, err = run(capsys, "hook", "deploy_challenge", *TRIPLE)
+    assert status == 7
+    assert "the challenge failed on dc2 (step 'run')" in err
+    assert ours(dc1) == [] and ours(dc2) == []  # removed from every challenge target
+
+
+def test_challenges_reach_every_target(fakes: tuple[FakeNetScaler, FakeNetScaler],
+                                       env: dict[str, str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, _ = run(capsys, "hook", "deploy_challenge", *TRIPLE)
+    assert status == 0 and len(ours(fakes[0])) == len(ours(fakes[1])) == 1
+    run(capsys, "hook", "clean_challenge", *TRIPLE)
+    assert ours(fakes[0]) == ours(fakes[1]) == []
+
+
+def test_status_per_target_and_the_worst_wins(fakes: tuple[FakeNetScaler, FakeNetScaler],
+                                              env: dict[str, str], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_deploy import Issuer
+
+    issuer = Issuer(tmp_path / "pki")
+    files = issuer.issue(["www.example.com"])
+    assert run(capsys, "deploy", str(files["cert"]), str(files["key"]),
+               str(files["chain"]))[0] == 0
+    fakes[1].inject(None, "*", "*", kind="reset", times=1000)  # dc2 unreachable
+
+    status, out, _ = run(capsys, "status", "--json", "--certs-dir", "none")
+    report = json.loads(out)
+    assert status == 3 and report["state"] == "UNKNOWN"
+    rows = {(c["target"], c["certkey"]): c["state"] for c in report["certificates"]}
+    assert rows == {("dc1", "le-www.example.com"): "OK", ("dc2", "-"): "UNKNOWN"}
+
+    status, out, _ = run(capsys, "status", "--nagios", "--certs-dir", "none")
+    assert status == 3 and out.startswith("NS-LETSENCRYPT UNKNOWN - dc2:- ")
+    assert "'dc1:le-www.example.com'=" in out
