@@ -8,7 +8,7 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e bind certbot)
+                                     # reconcile200 e2e bind certbot ha)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SECTIONS = {
     "e2e": "bench.e2e_issuance",
     "bind": "bench.bind_requests",  # NS_BIND: first issuance with two bindings, a no-op day
     "certbot": "bench.certbot_requests",  # issue 12: certbot issuance next to dehydrated
+    "ha": "bench.ha_targets",  # issue 10: deploy to 1 and 5 targets, HA-pair renewal requests
 }
 LARGE_RECONCILE = 200
 

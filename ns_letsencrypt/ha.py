@@ -231,6 +231,7 @@ class PeerCheck:
         self.settings = settings
         self.peer = peer_settings(settings, nodes)
         self.where = self.peer.url if self.peer else "the HA secondary"
+        self._files_seen: set[str] = set()  # certkeys whose files the peer was seen to hold
 
     @property
     def enabled(self) -> bool:
@@ -246,13 +247,17 @@ class PeerCheck:
                         "files again", self.where, "; ".join(missing))
             self.sync_files()
             missing = self._missing_files(expected)
+        if not missing:
+            self._files_seen.add(expected.certkey)  # no need to read them again after deploy
         self._report("ha-sync", expected, missing)
 
     def certkey(self, expected: Expected) -> bool:
         """After the deploy: files and certkey on the secondary match; True when repaired."""
         if not self.enabled:
             return False
-        missing = self._missing_files(expected) + self._certkey_problems(expected)
+        seen = expected.certkey in self._files_seen
+        missing = ([] if seen else self._missing_files(expected)) + self._certkey_problems(
+            expected)
         if not missing:
             return False
         logger.info("the HA secondary %s does not match the primary (%s); syncing files and "

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -156,6 +157,8 @@ class NitroApi:
         if not split.path.startswith(PREFIX):
             return json_reply(404, {"errorcode": 258, "message": "No such resource",
                                     "severity": "ERROR"})
+        if self.state.latency:
+            time.sleep(self.state.latency)  # outside the lock: like a slow link, not a busy box
         parsed = parse_target(split.path, split.query)
         record = RequestRecord(method, split.path, parsed.resource, parsed.name, parsed.action,
                                parsed.raw_query, None)

@@ -89,6 +89,7 @@ class State:
     sessions: dict[str, Session] = field(default_factory=dict)
     session_timeout: int = 1800
     header_auth: bool = True
+    latency: float = 0.0  # seconds added before every NITRO answer (benchmarks: a WAN link)
     bulk_remove: bool = True
     ha_state: str = "Primary"  # state of node 0 (the node we talk to)
     ha_peer: bool = False  # True: an HA pair (node 1 listed, systemtype "HA"); False: standalone
