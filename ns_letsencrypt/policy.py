@@ -7,7 +7,7 @@ responder actions and policies only with the challenge prefix; bindings only of 
 and only on the configured vserver (plus global ``REQ_OVERRIDE`` unbinding, which the sweep
 uses for leftovers of older settings); certkeys, links and files only with the certkey prefix
 or of a certkey adopted through ``NS_CERTKEY_NAMES``, and only in the certificate directory;
-``save ns config`` and ``sync HA files ssl``.
+``save ns config``, ``sync HA files ssl`` and ``force HA sync`` (HA pairs).
 
 The exact argument rendering of several commands is unconfirmed (§8.2 marks ``add system
 file``), so a pattern accepts further options in any order, but only options the command has
@@ -118,6 +118,8 @@ def command_patterns(scope: Scope) -> list[str]:
         f"^show HA node( {WORD})?$",
         "^save ns config$",
         "^sync HA files ssl$",
+        # HA pairs (issue 10): the repair when the secondary missed the certkey commands
+        "^force HA sync( -force YES| -save YES)*$",
         f"^show (lb|cs) vserver( {ANY_NAME})?$",
         f"^show responder (action|policy)( {ANY_NAME})?$",
         "^show responder global( -type [A-Z_]+)?$",

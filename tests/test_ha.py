@@ -166,3 +166,17 @@ def test_status_shows_both_nodes(pair: FakeHaPair, issuer: Issuer) -> None:
     assert rows[0].state == status.State.OK and rows[0].ha_peer is not None
     assert rows[0].ha_peer["this_node"] == "primary" and rows[0].ha_peer["match"]
     assert f"HA secondary {pair.b.url} holds the same serial and link" in status.render_table(rows)
+
+
+def test_the_restricted_policy_user_can_sync_check_and_repair(pair: FakeHaPair,
+                                                              issuer: Issuer) -> None:
+    from ns_letsencrypt.policy import Scope, command_regex
+
+    settings = pair_settings(pair, ha_verify="on", username="le-api", password="Le-api-pw-1")
+    pair.add_user("le-api", "Le-api-pw-1",
+                  policies=[("ALLOW", command_regex(Scope.from_settings(settings)))])
+    pair.propagation = False  # the secondary misses the certkey: the forced sync repairs it
+    deploy_one(settings, issuer.issue(["www.example.com"]), "www.example.com")
+    assert certkey(pair.b, "le-www.example.com")["serial"] == serial_of(issuer.last)
+    refused = [r for node in pair.nodes for r in node.requests if r.errorcode == 2138]
+    assert refused == []
