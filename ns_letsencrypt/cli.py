@@ -208,9 +208,10 @@ def _configure_challenge(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_challenge(args: argparse.Namespace) -> int:
-    from .hook import deploy_challenge
+    from .hook import run_hook
 
-    return deploy_challenge(args.triples, lambda: _settings(args))
+    # like the hook: on every challenge target (NS_TARGETS), each on its HA primary
+    return run_hook("deploy_challenge", args.triples, lambda: _settings(args))
 
 
 def _configure_clean(parser: argparse.ArgumentParser) -> None:
@@ -220,8 +221,10 @@ def _configure_clean(parser: argparse.ArgumentParser) -> None:
 
 def _run_clean(args: argparse.Namespace) -> int:
     from .hook import clean_names
+    from .targets import over_challenge_targets
 
-    return clean_names(args.domains, lambda: _settings(args))
+    return over_challenge_targets("clean", lambda: _settings(args),
+                                  lambda load: clean_names(args.domains, load))
 
 
 def _configure_sweep(parser: argparse.ArgumentParser) -> None:
@@ -232,8 +235,10 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from .hook import sweep_now
+    from .targets import over_challenge_targets
 
-    return sweep_now(lambda: _settings(args), args.grace)
+    return over_challenge_targets("sweep", lambda: _settings(args),
+                                  lambda load: sweep_now(load, args.grace))
 
 
 COMMANDS["hook"] = ("run one dehydrated hook (what hooks/ns-hook.sh calls)",

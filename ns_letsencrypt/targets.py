@@ -124,8 +124,12 @@ def run_hook(name: str, handler: HookHandler, args: Sequence[str],
             settings: Optional[Settings] = load_settings()
         except NsLeError:
             settings = None  # the handler reports it at the moment it needs the settings
-    if not concerned or settings is None or not settings.targets:
+    if not concerned or settings is None:
         return handler(args, ha.primary_loader(load_settings,
+                                                lenient=name == "clean_challenge"))
+    if not settings.targets:
+        loaded = settings  # read once: the configuration may log warnings
+        return handler(args, ha.primary_loader(lambda: loaded,
                                                 lenient=name == "clean_challenge"))
     _tag_log_lines()
     if name in CHALLENGE_HOOKS:
@@ -136,6 +140,21 @@ def run_hook(name: str, handler: HookHandler, args: Sequence[str],
         chosen = list(settings.targets)
     outcomes = run_on(chosen, lambda target: handler(args, lambda: target))
     return combine(name, outcomes)
+
+
+def over_challenge_targets(name: str, load_settings: SettingsLoader,
+                           work: Callable[[SettingsLoader], int]) -> int:
+    """A challenge command (``clean``, ``sweep``) on the appliance, or on every challenge
+    target; the first non-zero status wins, failures are named together."""
+    settings = load_settings()
+    if not settings.targets:
+        return work(ha.primary_loader(lambda: settings))
+    outcomes = run_on([t for t in settings.targets if takes_challenges(t)],
+                      lambda target: work(lambda: target), parallel=False)
+    errors = [o for o in outcomes if o.error is not None]
+    if errors:
+        return combine(name, errors)
+    return max((o.status for o in outcomes), default=0)
 
 
 def _challenges(name: str, handler: HookHandler, args: Sequence[str],
