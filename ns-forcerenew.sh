@@ -79,4 +79,4 @@ main() {
   nsle_log "done"
 }
 
-main "$@"
+nsle_main main "$@"

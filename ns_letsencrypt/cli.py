@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, Optional
@@ -102,7 +103,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.INFO
     if args.quiet:
         level = logging.ERROR
-    elif args.debug or args.verbose >= 2:
+    elif args.debug or args.verbose >= 2 or _env_debug():
         level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -110,6 +111,14 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    from .runlog import attach  # in a run of the scripts: warnings kept, notes once per run
+
+    attach(root)
+
+
+def _env_debug() -> bool:
+    """NS_LOG_LEVEL=debug (the scripts' setting) also logs every NITRO request."""
+    return os.environ.get("NS_LOG_LEVEL", "").strip().lower() == "debug"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

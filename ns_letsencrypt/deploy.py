@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional
 
-from . import appliance, certs, naming, served
+from . import appliance, certs, naming, runlog, served
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -387,6 +387,7 @@ class Deployer:
         result.removed = self._cleanup(plan, previous_files, previous_chain)
         logger.info("%s: certkey %s %s (serial %s, chain %s)", bundle.name, plan.certkey,
                     result.action, bundle.leaf.serial, " -> ".join(result.chain) or "none")
+        runlog.record_deploy(result, bundle.leaf.not_after, self.settings)
         self._check_served(plan, result)
         return result
 

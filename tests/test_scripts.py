@@ -32,10 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 CRON = REPO / "ns-cronjob.sh"
 FORCE = REPO / "ns-forcerenew.sh"
 COMMON = REPO / "tools" / "common.sh"
+RUNLOG = REPO / "tools" / "runlog.sh"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} ")
 # What the scripts need from PATH, without dehydrated.
 TOOLS = ("bash", "readlink", "dirname", "basename", "flock", "mkdir", "mktemp", "rm", "sed",
-         "tr", "paste", "cat", "sleep", "touch", "cp", "env")
+         "tr", "paste", "cat", "sleep", "touch", "cp", "env", "wc", "mv")
 
 
 def stub(path: Path, body: str = "") -> Path:
@@ -68,6 +69,7 @@ class Install:
         for script in (CRON, FORCE):
             shutil.copy2(script, self.code / script.name)
         shutil.copy2(COMMON, self.code / "tools" / "common.sh")
+        shutil.copy2(RUNLOG, self.code / "tools" / "runlog.sh")
         (self.code / "dehydrated").mkdir()  # the submodule, not checked out
         self.home = tmp / "home"
         self.home.mkdir()
@@ -122,9 +124,75 @@ def test_cronjob_renews_then_archives_with_timestamped_logs(inst: Install) -> No
                             inst.reconcile_call(),
                             f"{inst.path_dehydrated} --cleanup --config {config}"]
     assert (inst.home / ".acme-challenges").is_dir()
+    assert (result.stdout, result.stderr) == ("", "")  # quiet: nothing changed, nothing said
+    lines = (inst.home / "log" / "ns-letsencrypt.log").read_text().splitlines()
+    assert lines and all(STAMP.match(line) for line in lines)
+    assert re.search(r"ns-cronjob.sh\[\d+\]: run started$", lines[0])
+    assert "ns-cronjob.sh: renewing what is due" in lines[1]
+    assert lines[-1].endswith("run ended with exit status 0")
+
+
+@pytest.mark.parametrize("how", [("-v",), ("--verbose",), "info", "DEBUG"])
+def test_cronjob_verbose_shows_every_line_as_it_happens(inst: Install, how: Any) -> None:
+    env = {"NS_LOG_LEVEL": how} if isinstance(how, str) else {}
+    args = how if isinstance(how, tuple) else ()
+
+    result = inst.run("ns-cronjob.sh", *args, env=env)
+
+    assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines and all(STAMP.match(line) for line in lines)
     assert "ns-cronjob.sh: renewing what is due" in lines[0]
+    log = (inst.home / "log" / "ns-letsencrypt.log").read_text()
+    assert all(line in log for line in lines)
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (("--force",), {}, "unknown argument '--force'; usage: ns-cronjob.sh [-v]"),
+    ((), {"NS_LOG_LEVEL": "loud"}, "NS_LOG_LEVEL=loud is not a log level"),
+    ((), {"NS_LOG_MAX_KB": "1M"}, "NS_LOG_MAX_KB=1M is not a positive number of KiB"),
+])
+def test_cronjob_bad_verbosity_or_log_setting_is_a_setup_error(
+        inst: Install, args: tuple[str, ...], env: dict[str, str], expected: str) -> None:
+    result = inst.run("ns-cronjob.sh", *args, env=env)
+
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert inst.calls() == []
+
+
+def test_log_file_is_private_kept_bounded_and_can_be_moved_or_turned_off(
+        inst: Install, tmp_path: Path) -> None:
+    log = inst.home / "log" / "ns-letsencrypt.log"
+    assert inst.run("ns-cronjob.sh").returncode == 0
+    assert log.stat().st_mode & 0o777 == 0o600
+    log.write_text("x" * 3000 + "\n")
+
+    assert inst.run("ns-cronjob.sh", env={"NS_LOG_MAX_KB": "2"}).returncode == 0
+    assert (inst.home / "log" / "ns-letsencrypt.log.1").read_text() == "x" * 3000 + "\n"
+    assert "run started" in log.read_text() and "x" * 10 not in log.read_text()
+
+    elsewhere = tmp_path / "var" / "nsle.log"
+    assert inst.run("ns-cronjob.sh", env={"NS_LOG_FILE": str(elsewhere)}).returncode == 0
+    assert "renewing what is due" in elsewhere.read_text()
+
+    before = log.read_text()
+    result = inst.run("ns-cronjob.sh", env={"NS_LOG_FILE": "off"})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert log.read_text() == before
+
+
+def test_unwritable_log_file_is_one_warning_and_the_run_goes_on(inst: Install) -> None:
+    (inst.home / "log").write_text("a file where the directory would go")
+
+    result = inst.run("ns-cronjob.sh")
+
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"WARNING: cannot write the log file {inst.home}/log/ns-letsencrypt.log; this run is not "
+        "logged (set NS_LOG_FILE to a writable file, or NS_LOG_FILE=off)"]
+    assert len(inst.calls()) == 3
 
 
 def test_forcerenew_without_arguments_forces_everything(inst: Install) -> None:
