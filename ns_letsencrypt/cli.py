@@ -366,3 +366,26 @@ COMMANDS["save-config"] = (
     _configure_save_config,
     _run_save_config,
 )
+
+
+# -- migrate-config (issue 14) ----------------------------------------------------------
+
+
+def _configure_migrate(parser: argparse.ArgumentParser) -> None:
+    from .migrate import configure
+
+    configure(parser)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from .migrate import run
+
+    return run(args)
+
+
+COMMANDS["migrate-config"] = (
+    "write .env (mode 600) from a legacy mynsconfig.py, every setting mapped; an existing "
+    ".env is only replaced with --force",
+    _configure_migrate,
+    _run_migrate,
+)
