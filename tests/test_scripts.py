@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -464,11 +465,16 @@ def test_cron_issues_and_deploys_then_force_renews_only_the_named_certificate(
     assert served["le-www.example.test"].lstrip("0") == www.lstrip("0")
     assert served["le-shop.example.test"].lstrip("0") == shop.lstrip("0")
     assert (home / "archive").is_dir()  # the --cleanup step ran
-    assert all(STAMP.match(line) for line in first.stdout.splitlines())
+    summary = first.stdout.splitlines()  # quiet: one line per certificate deployed
+    assert [line.split(",")[0] for line in summary] == [
+        f"{name}: installed certkey le-{name} on {ns.url.split('//')[1]}"
+        for name in ("www.example.test", "shop.example.test")], first.stdout
 
-    again = subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+    again = subprocess.run([str(CRON), "-v"], env=env, capture_output=True, text=True,
+                           timeout=240)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Skipping renew" in again.stdout
+    assert all(STAMP.match(line) for line in again.stdout.splitlines())
     assert (serial_of(home, "www.example.test"), serial_of(home, "shop.example.test")) == (
         www, shop)
 
@@ -505,7 +511,8 @@ def test_certificate_the_appliance_lost_fails_the_run_until_it_is_deployed_again
     # Nothing was due, so dehydrated itself succeeded; the script's reconciliation, the only
     # one of this run (exit_hook leaves it to the script), reports the failure once.
     output = failed.stdout + failed.stderr
-    assert "Skipping renew" in failed.stdout
+    assert failed.stdout == ""  # quiet: the failure's transcript, in order, on stderr
+    assert "Skipping renew" in failed.stderr
     assert "exit_hook returned with non-zero exit code!" not in failed.stderr
     assert failed.returncode == 8, output
     assert "ns-letsencrypt reconcile failed with exit status 8" in failed.stderr
@@ -579,3 +586,108 @@ def test_systemd_units_verify_and_run_the_cron_script_daily(tmp_path: Path) -> N
                              "ns-letsencrypt.timer"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+# -- quiet scheduled runs: what a cron mail shows (issue 14) ----------------------------------
+
+
+def cron(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_cron_mail_is_empty_on_quiet_days_one_line_per_renewal_and_everything_on_failure(
+        acme: Any, ns: Any) -> None:
+    from tests.conftest import PASSWORD, USER
+
+    home, env = e2e_home(acme, "www.example.test\n")
+    settings = {key: env.pop(key) for key in list(env)
+                if key.startswith("NS_") and key not in ("NS_LE_HOME", "NS_LE_PYTHON")}
+    dotenv = home / ".env"
+    dotenv.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    dotenv.chmod(0o600)
+
+    issued = cron(env)  # the first run issues and deploys: one line
+
+    assert issued.returncode == 0, issued.stdout + issued.stderr
+    serial = serial_of(home, "www.example.test")
+    assert issued.stderr == ""
+    assert re.fullmatch(rf"www\.example\.test: installed certkey le-www\.example\.test on "
+                        rf"{re.escape(ns.url.split('//')[1])}, serial {serial}, expires "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\n", issued.stdout), issued.stdout
+
+    quiet = cron(env)  # nothing due: not a byte
+
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+
+    # The original tool's mynsconfig.py instead of .env: its deprecation warning, one line.
+    dotenv.unlink()
+    legacy = home / "mynsconfig.py"
+    legacy.write_text(f'nitroNSIP = "{ns.url}"\nnitroUser = "{USER}"\nnitroPass = "{PASSWORD}"\n'
+                      'nsvip = "web"\nviptype = "lb"\nnschain = "le-chain.pem"\n')
+    legacy.chmod(0o600)
+    rest = {key: value for key, value in settings.items()
+            if key not in ("NS_URL", "NS_USER", "NS_PASSWORD_FILE", "NS_VSERVER",
+                           "NS_VSERVER_TYPE")}
+    legacy_env = {**env, **rest}
+
+    old_style = cron(legacy_env)
+
+    assert (old_style.returncode, old_style.stdout) == (0, ""), old_style.stderr
+    (warning,) = old_style.stderr.splitlines()
+    assert warning.startswith(f"WARNING: mynsconfig.py {legacy} is deprecated; "
+                              "'ns-letsencrypt migrate-config' puts these settings in .env")
+
+    migrated = subprocess.run([sys.executable, "-m", "ns_letsencrypt", "migrate-config"],
+                              env=legacy_env, capture_output=True, text=True, timeout=60,
+                              cwd=REPO)
+    assert migrated.returncode == 0, migrated.stderr
+    assert PASSWORD not in migrated.stdout
+    legacy.unlink()
+
+    after = cron(legacy_env)
+    assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
+
+    # A renewal (every run renews with RENEW_DAYS beyond the lifetime): one line, new serial.
+    config = home / "config.sh"
+    config.write_text(config.read_text() + 'RENEW_DAYS="3650"\n')
+
+    renewed = cron(legacy_env)
+
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    new_serial = serial_of(home, "www.example.test")
+    assert new_serial != serial
+    assert renewed.stderr == ""
+    assert renewed.stdout.startswith(f"www.example.test: updated certkey le-www.example.test on "
+                                     f"{ns.url.split('//')[1]}, serial {new_serial}, expires ")
+    assert len(renewed.stdout.splitlines()) == 1
+
+    # A deploy the appliance refuses: the error, its hint and dehydrated's own lines.
+    ns.inject(method="POST", resource="systemfile", kind="error", times=50, status=599,
+              errorcode=2138, message="Not authorized to execute this command")
+
+    failed = cron(legacy_env)
+
+    assert failed.returncode != 0
+    assert failed.stdout == ""
+    log = home / "log" / "ns-letsencrypt.log"
+    headline, *lines = failed.stderr.splitlines()
+    assert headline == (f"ns-cronjob.sh: failed with exit status {failed.returncode}; the "
+                        f"transcript of this run follows (every run is logged in {log})")
+    assert all(STAMP.match(line) for line in lines), failed.stderr
+    assert "errorcode 2138" in failed.stderr
+    assert "(hint: the NITRO user's command policy does not allow this command" in (
+        failed.stderr)
+    assert any(line.endswith("Processing www.example.test") for line in lines), failed.stderr
+    assert "Requesting new certificate order from CA..." in failed.stderr
+    assert lines[-1].endswith("ns-cronjob.sh: ERROR: dehydrated --cron failed with exit status "
+                              f"{failed.returncode}; see the lines above")
+
+    # Nothing is lost: the log holds every run's full transcript.
+    text = log.read_text()
+    assert text.count("ns-cronjob.sh[") == 2 * 6  # started and ended, six runs
+    assert text.count("Skipping renew!") == 3
+    assert f"serial {serial}" in text and f"serial {new_serial}" in text
+    assert "errorcode 2138" in text and "Requesting new certificate order" in text
+    assert text.count("is deprecated") == 1
+    assert PASSWORD not in text
+    assert all(STAMP.match(line) for line in text.splitlines())

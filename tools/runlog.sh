@@ -103,7 +103,8 @@ nsle_main() {
 }
 
 # The end of a run. Quiet and successful: the changes (stdout), then the warnings (stderr),
-# each once. Quiet and failed: the whole transcript of the run on stderr, in order.
+# each once. Quiet and failed: a headline, then the whole transcript of the run, in order, on
+# stderr (one stream keeps the order in the cron mail).
 nsle_report() {
   local rc="$1" run="${NS_LE_RUN_DIR:-}" line
   [[ -n "$NSLE_TRANSCRIPT_FD" ]] || return 0  # the run never started; its error was shown
@@ -113,11 +114,14 @@ nsle_report() {
   fi
   [[ "$NSLE_VERBOSE" == 0 ]] || return 0
   if ((rc != 0)); then
-    while IFS= read -r line; do printf '%s\n' "$line"; done <"$run/transcript" >&2
-    if [[ -n "$NSLE_LOG_PATH" ]]; then
-      printf '%s: exit status %s; every run is logged in %s\n' "$NSLE_NAME" "$rc" \
-        "$NSLE_LOG_PATH" >&2
-    fi
+    {
+      printf '%s: failed with exit status %s; the transcript of this run follows' "$NSLE_NAME" "$rc"
+      if [[ -n "$NSLE_LOG_PATH" ]]; then
+        printf ' (every run is logged in %s)' "$NSLE_LOG_PATH"
+      fi
+      printf '\n'
+      while IFS= read -r line; do printf '%s\n' "$line"; done <"$run/transcript"
+    } >&2
     return 0
   fi
   nsle_print_once "$run/changes"
