@@ -59,8 +59,9 @@ def _run(code: Path, home: Path, env: dict[str, str]) -> dict[str, Any]:
     log = home / "log" / "ns-letsencrypt.log"
     before = log.stat().st_size if log.exists() else 0
     started = time.perf_counter()
+    # cwd: "python -m" imports from the working directory first, so not from this checkout
     done = subprocess.run([str(code / "ns-cronjob.sh")], env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, cwd=home)
     wall = time.perf_counter() - started
     after = log.stat().st_size if log.exists() else 0
     text = log.read_text() if log.exists() else ""
