@@ -74,10 +74,10 @@ def record_deploy(result: DeployResult, not_after: datetime.datetime,
 
 
 def record_sweep(removed: list[str], settings: Settings) -> None:
-    """Summarise leftover challenge objects removed (from a crashed or killed earlier run)."""
+    """Summarise leftover challenge objects removed (of a killed run, or not cleaned in time)."""
     if removed:
         record_change(f"{_host(settings)}: removed {len(removed)} leftover challenge "
-                      f"object(s) of an earlier run: {', '.join(removed)}")
+                      f"object(s): {', '.join(removed)}")
 
 
 def _host(settings: Settings) -> str:

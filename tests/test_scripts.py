@@ -203,6 +203,11 @@ def test_forcerenew_without_arguments_forces_everything(inst: Install) -> None:
     assert inst.calls() == [
         f"{inst.path_dehydrated} --cron --force --config {inst.home / 'config.sh'}",
         inst.reconcile_call()]
+    lines = result.stdout.splitlines()  # run by hand: every line as it happens, and logged
+    assert lines and all(STAMP.match(line) for line in lines)
+    assert "ns-forcerenew.sh: forcing renewal of every certificate" in lines[0]
+    log = (inst.home / "log" / "ns-letsencrypt.log").read_text()
+    assert all(line in log for line in lines)
 
 
 def test_forcerenew_selects_whole_lines_by_any_name_or_alias(inst: Install) -> None:
@@ -647,6 +652,19 @@ def test_cron_mail_is_empty_on_quiet_days_one_line_per_renewal_and_everything_on
     after = cron(legacy_env)
     assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
 
+    # Leftovers of a killed run (here: a challenge deployed by hand) are cleaned: one line.
+    token = "k" * 43
+    left = subprocess.run([sys.executable, "-m", "ns_letsencrypt", "challenge", "www.example.test",
+                           token, f"{token}.{'t' * 43}"], env=legacy_env, capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+    assert left.returncode == 0, left.stderr
+
+    cleaned = cron(legacy_env)
+
+    assert (cleaned.returncode, cleaned.stderr) == (0, ""), cleaned.stderr
+    assert re.fullmatch(rf"{re.escape(ns.url.split('//')[1])}: removed 2 leftover challenge "
+                        r"object\(s\): le-acme-\S+, le-acme-\S+\n", cleaned.stdout), cleaned.stdout
+
     # A renewal (every run renews with RENEW_DAYS beyond the lifetime): one line, new serial.
     config = home / "config.sh"
     config.write_text(config.read_text() + 'RENEW_DAYS="3650"\n')
@@ -684,8 +702,8 @@ def test_cron_mail_is_empty_on_quiet_days_one_line_per_renewal_and_everything_on
 
     # Nothing is lost: the log holds every run's full transcript.
     text = log.read_text()
-    assert text.count("ns-cronjob.sh[") == 2 * 6  # started and ended, six runs
-    assert text.count("Skipping renew!") == 3
+    assert text.count("ns-cronjob.sh[") == 2 * 7  # started and ended, seven runs
+    assert text.count("Skipping renew!") == 4
     assert f"serial {serial}" in text and f"serial {new_serial}" in text
     assert "errorcode 2138" in text and "Requesting new certificate order" in text
     assert text.count("is deprecated") == 1
