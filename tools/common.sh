@@ -4,8 +4,9 @@
 # reconciliation with the appliance, and timestamped log lines. The Python side (ns_letsencrypt/register.py) locates dehydrated in
 # the same order; tests/test_scripts.py checks that both agree.
 
+# The transcript and log file (next to this file; no dirname: PATH may be minimal under cron).
 # shellcheck source=tools/runlog.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/runlog.sh"
+if [[ "${BASH_SOURCE[0]}" == */* ]]; then . "${BASH_SOURCE[0]%/*}/runlog.sh"; else . runlog.sh; fi
 
 # Exit status when another run holds the lock (EX_TEMPFAIL: "try again later"); distinct from
 # dehydrated's 1 and from the CLI's 1-8 so that cron mail and monitoring can tell them apart.
