@@ -32,4 +32,4 @@ main() {
   nsle_log "done"
 }
 
-nsle_main main "$@"
+main "$@"

@@ -79,4 +79,4 @@ main() {
   nsle_log "done"
 }
 
-nsle_main main "$@"
+main "$@"

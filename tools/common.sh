@@ -163,6 +163,7 @@ nsle_run_dir() {
 
 # The EXIT trap: forget everything this run kept (see nsle_run_dir).
 nsle_end_run() {
+  nsle_report "$?"  # runlog.sh: what a quiet run has to say, before its transcript goes
   if [[ -n "${NS_LE_RUN_DIR:-}" && -d "$NS_LE_RUN_DIR" ]]; then
     rm -rf -- "$NS_LE_RUN_DIR"
   fi

@@ -94,15 +94,7 @@ nsle_open_log() {
     >&"$NSLE_LOG_FD"
 }
 
-# Run the script's main function ("$@"), then nsle_report; returns main's status.
-nsle_main() {
-  local rc=0
-  "$@" || rc=$?
-  nsle_report "$rc"
-  return "$rc"
-}
-
-# The end of a run. Quiet and successful: the changes (stdout), then the warnings (stderr),
+# The end of a run (called by the EXIT trap nsle_end_run with the exit status). Quiet and successful: the changes (stdout), then the warnings (stderr),
 # each once. Quiet and failed: a headline, then the whole transcript of the run, in order, on
 # stderr (one stream keeps the order in the cron mail).
 nsle_report() {
