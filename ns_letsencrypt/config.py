@@ -601,12 +601,25 @@ def _dotenv_layer(path: Optional[Path], problems: list[str]) -> Layer:
             problems.append(f"{key} (from .env {path}): has no value; write {key}=value")
         elif value.strip():
             layer[key] = _Raw(value, key, DOTENV, path)
+    _warn_script_settings(path, [key for key in unknown if key in SCRIPT_SETTINGS])
+    unknown = [key for key in unknown if key not in SCRIPT_SETTINGS]
     if unknown:
         logger.warning(".env %s: ignoring unknown settings %s (every setting is listed in "
                        ".env.example)", path, ", ".join(unknown))
     if "NS_PASSWORD" in layer:
         _warn_if_exposed(path)
     return layer
+
+
+# Read by ns-cronjob.sh and ns-forcerenew.sh from their environment, before any .env is read.
+SCRIPT_SETTINGS = frozenset({"NS_LOG_LEVEL", "NS_LOG_FILE", "NS_LOG_MAX_KB", "NS_LOCK_WAIT"})
+
+
+def _warn_script_settings(path: Path, keys: list[str]) -> None:
+    if keys:
+        logger.warning(".env %s: ignoring %s: the scripts read it from their environment "
+                       "(the crontab line, or Environment= in the systemd unit)", path,
+                       ", ".join(keys))
 
 
 def _dotenv_parses(text: str, path: Path, problems: list[str]) -> bool:

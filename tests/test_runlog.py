@@ -72,3 +72,27 @@ def test_configuration_notes_once_per_run_and_warnings_kept(home: Path, tmp_path
 
 def test_without_a_run_every_process_says_everything(home: Path) -> None:
     assert len(notes(one_process(home, None))) == len(notes(one_process(home, None))) == 3
+
+
+def test_script_settings_in_env_file_say_where_they_belong(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from ns_letsencrypt.config import load_settings
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("NS_URL=https://10.0.0.5\nNS_USER=u\nNS_PASSWORD_FILE=pw\n"
+                        "NS_VSERVER=web\nNS_LOG_LEVEL=info\nNS_LOG_FILE=/tmp/x\nNS_TYPO=1\n")
+    (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "pw").chmod(0o600)
+    monkeypatch.setattr(logging.getLogger("ns_letsencrypt"), "propagate", True)
+    caplog.set_level(logging.WARNING)
+
+    load_settings(environ={}, install_dir=tmp_path)
+
+    assert [r.getMessage() for r in caplog.records] == [
+        f".env {env_file}: ignoring NS_LOG_LEVEL, NS_LOG_FILE: the scripts read it from their "
+        "environment (the crontab line, or Environment= in the systemd unit)",
+        f".env {env_file}: ignoring unknown settings NS_TYPO (every setting is listed in "
+        ".env.example)"]
