@@ -5,7 +5,8 @@ and Python agree), the missing-dehydrated message, the lock, argument plumbing, 
 ``ns-letsencrypt reconcile``, exit codes, timestamps. End to end with pebble + real dehydrated +
 the fake NetScaler (tests/stack.py): issue, renew nothing, force one certificate while the other
 is not re-issued, a certificate the appliance lost and cannot take fails the run until it is
-deployed again, register.
+deployed again, register. Quiet runs (issue 14): what the cron mail of a quiet day, a renewal,
+a cleanup and a failure holds, and the log file that keeps every run's transcript.
 """
 
 from __future__ import annotations

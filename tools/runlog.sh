@@ -94,9 +94,10 @@ nsle_open_log() {
     >&"$NSLE_LOG_FD"
 }
 
-# The end of a run (called by the EXIT trap nsle_end_run with the exit status). Quiet and successful: the changes (stdout), then the warnings (stderr),
-# each once. Quiet and failed: a headline, then the whole transcript of the run, in order, on
-# stderr (one stream keeps the order in the cron mail).
+# The end of a run, called by the EXIT trap nsle_end_run with the exit status. Quiet and
+# successful: the changes (stdout), then the warnings (stderr), each once. Quiet and failed: a
+# headline, then the whole transcript of the run, in order, on stderr (one stream keeps the
+# order in the cron mail). Verbose: everything was shown already.
 nsle_report() {
   local rc="$1" run="${NS_LE_RUN_DIR:-}" line
   [[ -n "$NSLE_TRANSCRIPT_FD" ]] || return 0  # the run never started; its error was shown
