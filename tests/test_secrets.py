@@ -91,6 +91,10 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
     renewed = stage.issue("B", [SITE])
     renewed["key"].chmod(0o600)
     hook_deploy = deploy_args(renewed)
+    legacy = stage.tmp / "legacy" / "mynsconfig.py"  # the original tool's file, for migrate-config
+    legacy.parent.mkdir()
+    legacy.write_text(f'nitroNSIP = "127.0.0.1"\nnitroUser = "nsroot"\nnitroPass = "{SECRET}"\n')
+    legacy.chmod(0o600)
     return [
         ("test", ["-vv", "test"]),
         ("test", ["test", "--json"]),
@@ -117,6 +121,8 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
         ("cleanup", ["-vv", "cleanup", "--yes"]),
         ("save-config", ["-vv", "save-config"]),
         ("hook", ["-vv", "hook", "exit_hook", ""]),
+        ("migrate-config", ["-vv", "--legacy-config", str(legacy), "--env-file",
+                            str(legacy.parent / ".env"), "migrate-config"]),
     ]
 
 
