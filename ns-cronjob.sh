@@ -3,6 +3,9 @@
 # deploying each through hooks/ns-hook.sh, check that the appliance has every certificate
 # (ns-letsencrypt reconcile), then archive superseded files (--cleanup).
 # Run it daily from cron or the systemd timer in systemd/; it does nothing when nothing is due.
+# Quiet: a run that changed nothing prints nothing; one that changed something prints one line
+# per change; a failed run prints its whole transcript. -v (or NS_LOG_LEVEL=info or debug)
+# shows every line as it happens. Every run is logged in NS_LOG_FILE (tools/runlog.sh).
 # Config: config.sh and domains.txt in NS_LE_HOME, or else next to this script.
 # Exit status: 0 ok; 2 set-up problem; 75 another run holds the lock; else dehydrated's failure
 # or that of ns-letsencrypt reconcile (8: a certificate could not be deployed).
@@ -12,6 +15,7 @@ NSLE_NAME="$(basename -- "$0")"
 . "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/tools/common.sh"
 
 main() {
+  nsle_quiet_unless_asked "$@" || return
   nsle_prepare "${BASH_SOURCE[0]}" || return
   nsle_log "renewing what is due (home $NSLE_HOME, $NSLE_DEHYDRATED)"
   nsle_run "$NSLE_DEHYDRATED" --cron --config "$NSLE_CONFIG" || {

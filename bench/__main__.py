@@ -8,7 +8,7 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e bind certbot)
+                                     # reconcile200 e2e bind certbot quiet)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SECTIONS = {
     "e2e": "bench.e2e_issuance",
     "bind": "bench.bind_requests",  # NS_BIND: first issuance with two bindings, a no-op day
     "certbot": "bench.certbot_requests",  # issue 12: certbot issuance next to dehydrated
+    "quiet": "bench.quiet_runs",  # issue 14: what a scheduled run prints and logs
 }
 LARGE_RECONCILE = 200
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, Optional
@@ -104,7 +105,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.INFO
     if args.quiet:
         level = logging.ERROR
-    elif args.debug or args.verbose >= 2:
+    elif args.debug or args.verbose >= 2 or _env_debug():
         level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -112,6 +113,14 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    from .runlog import attach  # in a run of the scripts: warnings kept, notes once per run
+
+    attach(root)
+
+
+def _env_debug() -> bool:
+    """NS_LOG_LEVEL=debug (the scripts' setting) also logs every NITRO request."""
+    return os.environ.get("NS_LOG_LEVEL", "").strip().lower() == "debug"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -381,4 +390,27 @@ COMMANDS["certbot"] = (
     "(--manual-cleanup-hook), 'certbot deploy' (--deploy-hook)",
     _configure_certbot,
     _run_certbot,
+)
+
+
+# -- migrate-config (issue 14) ----------------------------------------------------------
+
+
+def _configure_migrate(parser: argparse.ArgumentParser) -> None:
+    from .migrate import configure
+
+    configure(parser)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from .migrate import run
+
+    return run(args)
+
+
+COMMANDS["migrate-config"] = (
+    "write .env (mode 600) from a legacy mynsconfig.py, every setting mapped; an existing "
+    ".env is only replaced with --force",
+    _configure_migrate,
+    _run_migrate,
 )

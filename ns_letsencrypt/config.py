@@ -628,12 +628,25 @@ def _dotenv_layer(path: Optional[Path], problems: list[str]) -> Layer:
             problems.append(f"{key} (from .env {path}): has no value; write {key}=value")
         elif value.strip():
             layer[key] = _Raw(value, key, DOTENV, path)
+    _warn_script_settings(path, [key for key in unknown if key in SCRIPT_SETTINGS])
+    unknown = [key for key in unknown if key not in SCRIPT_SETTINGS]
     if unknown:
         logger.warning(".env %s: ignoring unknown settings %s (every setting is listed in "
                        ".env.example)", path, ", ".join(unknown))
     if "NS_PASSWORD" in layer:
         _warn_if_exposed(path)
     return layer
+
+
+# Read by ns-cronjob.sh and ns-forcerenew.sh from their environment, before any .env is read.
+SCRIPT_SETTINGS = frozenset({"NS_LOG_LEVEL", "NS_LOG_FILE", "NS_LOG_MAX_KB", "NS_LOCK_WAIT"})
+
+
+def _warn_script_settings(path: Path, keys: list[str]) -> None:
+    if keys:
+        logger.warning(".env %s: ignoring %s: the scripts read it from their environment "
+                       "(the crontab line, or Environment= in the systemd unit)", path,
+                       ", ".join(keys))
 
 
 def _dotenv_parses(text: str, path: Path, problems: list[str]) -> bool:
@@ -694,10 +707,20 @@ _LEGACY_KNOWN = (*_LEGACY_URL, *_LEGACY_RENAMES, *_LEGACY_SUPERSEDED)
 def _legacy_layer(path: Optional[Path], problems: list[str]) -> Layer:
     if path is None:
         return {}
+    assigned, layer = _read_legacy(path, problems)
+    _note_legacy_names(path, list(assigned))
+    if "NS_PASSWORD" in layer:
+        _warn_if_exposed(path)
+    return layer
+
+
+def _read_legacy(path: Path, problems: list[str]) -> tuple[dict[str, object], Layer]:
+    """The file's assignments, and the NS_* settings they stand for."""
     text = _read_text(path, f"mynsconfig.py {path}", problems)
     if text is None:
-        return {}
-    strings = _legacy_strings(_legacy_assignments(text, path, problems), path, problems)
+        return {}, {}
+    assigned = _legacy_assignments(text, path, problems)
+    strings = _legacy_strings(assigned, path, problems)
     layer = {
         _LEGACY_RENAMES[name]: _Raw(value, name, LEGACY, path)
         for name, value in strings.items()
@@ -706,9 +729,7 @@ def _legacy_layer(path: Optional[Path], problems: list[str]) -> Layer:
     url = _legacy_url(strings, path, problems)
     if url is not None:
         layer["NS_URL"] = url
-    if "NS_PASSWORD" in layer:
-        _warn_if_exposed(path)
-    return layer
+    return assigned, layer
 
 
 def _legacy_assignments(text: str, path: Path, problems: list[str]) -> dict[str, object]:
@@ -785,7 +806,6 @@ def _legacy_strings(assigned: Mapping[str, object], path: Path,
         elif name in _LEGACY_KNOWN:
             problems.append(f"{name} (from mynsconfig.py {path}): must be a quoted string, "
                             f"got a {type(value).__name__}")
-    _note_legacy_names(path, list(assigned))
     return strings
 
 
@@ -795,8 +815,9 @@ def _note_legacy_names(path: Path, names: list[str]) -> None:
     if any(name in _LEGACY_URL for name in names):
         renames.insert(0, "connectiontype + nitroNSIP -> NS_URL")
     if renames:
-        logger.warning("mynsconfig.py %s is deprecated; put these settings in .env instead: %s "
-                       "(see .env.example)", path, ", ".join(renames))
+        logger.warning("mynsconfig.py %s is deprecated; 'ns-letsencrypt migrate-config' puts "
+                       "these settings in .env: %s (see .env.example), then remove it", path,
+                       ", ".join(renames))
     superseded = [name for name in names if name in _LEGACY_SUPERSEDED]
     if superseded:
         logger.info("mynsconfig.py %s: %s no longer used: certificate files and CA certkeys are "
@@ -821,3 +842,46 @@ def _legacy_url(strings: Mapping[str, str], path: Path, problems: list[str]) -> 
         return None
     url = address if "://" in address else f"{scheme}://{address}"
     return _Raw(url, "nitroNSIP", LEGACY, path)
+
+
+# -- migrate-config: what a legacy file becomes in .env ---------------------------------
+
+
+@dataclass(frozen=True)
+class LegacySettings:
+    """The NS_* settings a mynsconfig.py stands for (``ns-letsencrypt migrate-config``)."""
+
+    path: Path
+    values: Mapping[str, str]  # NS_* name -> value as the legacy file gives it
+    origins: Mapping[str, str]  # NS_* name -> the legacy variable(s) it comes from
+    superseded: list[str]  # assigned, no longer used
+    unknown: list[str]  # assigned, not a variable of the original tool
+
+
+def read_legacy_settings(path: Path) -> LegacySettings:
+    """Read ``path`` as ``load_settings`` does (as data), without the notes it logs.
+
+    Raises:
+        ConfigError: listing every problem of the file (values never shown).
+    """
+    problems: list[str] = []
+    assigned, layer = _read_legacy(path, problems)
+    if problems:
+        secrets = [layer["NS_PASSWORD"].value] if "NS_PASSWORD" in layer else []
+        raise ConfigError([_redact(problem, secrets) for problem in problems],
+                          hint="fix the file, then run migrate-config again")
+    origins = {key: raw.name for key, raw in layer.items()}
+    if "NS_URL" in origins and "connectiontype" in assigned:
+        origins["NS_URL"] = "connectiontype + nitroNSIP"
+    return LegacySettings(
+        path=path,
+        values={key: raw.value.strip() for key, raw in layer.items()},
+        origins=origins,
+        superseded=[name for name in assigned if name in _LEGACY_SUPERSEDED],
+        unknown=[name for name in assigned if name not in _LEGACY_KNOWN],
+    )
+
+
+def default_install_dir() -> Path:
+    """Where ``.env`` and ``mynsconfig.py`` are looked for: $NS_LE_HOME or the repository."""
+    return _install_dir(None, os.environ)

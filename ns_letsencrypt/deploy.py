@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional
 
-from . import appliance, bindings, certs, naming, served
+from . import appliance, bindings, certs, naming, runlog, served
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -360,6 +360,7 @@ class Deployer:
                         bundle.leaf.serial)
             self._bind(plan, result)
             if result.bindings_changed:
+                runlog.record_deploy(result, bundle.leaf.not_after, self.settings)
                 self._check_served(plan, result)
             return result
         logger.info("%s: deploying serial %s to certkey %s (%s)", bundle.name,
@@ -397,6 +398,7 @@ class Deployer:
         logger.info("%s: certkey %s %s (serial %s, chain %s)", bundle.name, plan.certkey,
                     result.action, bundle.leaf.serial, " -> ".join(result.chain) or "none")
         self._bind(plan, result)
+        runlog.record_deploy(result, bundle.leaf.not_after, self.settings)
         self._check_served(plan, result)
         return result
 

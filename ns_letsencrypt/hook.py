@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import appliance, challenge, deploy, reconcile
+from . import appliance, challenge, deploy, reconcile, runlog
 from .config import Settings
 from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError, NsLeError
 from .nitro import NitroClient
@@ -114,7 +114,7 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
 
 def _sweep(client: NitroClient, settings: Settings, where: str) -> None:
     try:
-        challenge.sweep(client, settings)
+        runlog.record_sweep(challenge.sweep(client, settings), settings)
     except NitroApiError as exc:
         logger.warning("%s: sweeping leftover challenge objects failed: %s", where, exc)
 

@@ -96,6 +96,10 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
     stage.env.update(CERTBOT_DOMAIN=domain, CERTBOT_TOKEN=token,
                      CERTBOT_VALIDATION=key_authorization, CERTBOT_ALL_DOMAINS=domain,
                      CERTBOT_REMAINING_CHALLENGES="0", RENEWED_LINEAGE=str(base / "certs" / SITE))
+    legacy = stage.tmp / "legacy" / "mynsconfig.py"  # the original tool's file, for migrate-config
+    legacy.parent.mkdir()
+    legacy.write_text(f'nitroNSIP = "127.0.0.1"\nnitroUser = "nsroot"\nnitroPass = "{SECRET}"\n')
+    legacy.chmod(0o600)
     return [
         ("test", ["-vv", "test"]),
         ("test", ["test", "--json"]),
@@ -125,6 +129,8 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
         ("certbot", ["-vv", "certbot", "cleanup"]),
         ("certbot", ["-vv", "certbot", "deploy"]),
         ("hook", ["-vv", "hook", "exit_hook", ""]),
+        ("migrate-config", ["-vv", "--legacy-config", str(legacy), "--env-file",
+                            str(legacy.parent / ".env"), "migrate-config"]),
     ]
 
 

@@ -4,34 +4,31 @@
 # reconciliation with the appliance, and timestamped log lines. The Python side (ns_letsencrypt/register.py) locates dehydrated in
 # the same order; tests/test_scripts.py checks that both agree.
 
+# The transcript and log file (next to this file; no dirname: PATH may be minimal under cron).
+# shellcheck source=tools/runlog.sh
+if [[ "${BASH_SOURCE[0]}" == */* ]]; then . "${BASH_SOURCE[0]%/*}/runlog.sh"; else . runlog.sh; fi
+
 # Exit status when another run holds the lock (EX_TEMPFAIL: "try again later"); distinct from
 # dehydrated's 1 and from the CLI's 1-8 so that cron mail and monitoring can tell them apart.
 NSLE_EXIT_LOCKED=75
 # Exit status for a problem with the set-up itself (no dehydrated, no config.sh, bad argument).
 NSLE_EXIT_SETUP=2
 
-# One log line on stdout: "<ISO time> <script>: <message>" (printf's %()T needs no fork).
+# One log line on stdout: "<ISO time> <script>: <message>" (see nsle_emit in runlog.sh).
 nsle_log() {
-  printf '%(%Y-%m-%dT%H:%M:%S%z)T %s: %s\n' -1 "${NSLE_NAME:-ns-letsencrypt}" "$*"
+  nsle_emit 1 <<<"${NSLE_NAME:-ns-letsencrypt}: $*"
 }
 
 # One log line on stderr, for failures (cron mails both streams; monitoring often reads stderr).
 nsle_err() {
-  nsle_log "ERROR: $*" >&2
+  nsle_emit 2 <<<"${NSLE_NAME:-ns-letsencrypt}: ERROR: $*"
 }
 
-# Prefix every line read from stdin with a timestamp.
-nsle_stamp() {
-  local line
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    printf '%(%Y-%m-%dT%H:%M:%S%z)T %s\n' -1 "$line"
-  done
-}
-
-# Run a command with timestamps on each line of its output, keeping stdout and stderr apart.
-# The command's exit status is returned (pipefail makes the pipelines report it).
+# Run a command with timestamps on each line of its output, keeping stdout and stderr apart,
+# recorded in the run's transcript and log (nsle_emit). The command's exit status is returned
+# (pipefail makes the pipelines report it).
 nsle_run() {
-  { "$@" 2>&1 1>&3 3>&- | nsle_stamp >&2; } 3>&1 | nsle_stamp
+  { "$@" 2>&1 1>&3 3>&- | nsle_emit 2; } 3>&1 | nsle_emit 1
 }
 
 # The directory holding the code (hooks/, tools/, the dehydrated submodule): the directory of
@@ -166,6 +163,7 @@ nsle_run_dir() {
 
 # The EXIT trap: forget everything this run kept (see nsle_run_dir).
 nsle_end_run() {
+  nsle_report "$?"  # runlog.sh: what a quiet run has to say, before its transcript goes
   if [[ -n "${NS_LE_RUN_DIR:-}" && -d "$NS_LE_RUN_DIR" ]]; then
     rm -rf -- "$NS_LE_RUN_DIR"
   fi
@@ -187,5 +185,6 @@ nsle_prepare() {
   nsle_lock "$NSLE_HOME" || return
   nsle_ensure_wellknown "$NSLE_HOME" "$NSLE_CONFIG" || return
   nsle_run_dir || return
+  nsle_open_log "$NSLE_HOME" || return
   export NS_LE_HOME="$NSLE_HOME" NS_LE_SCRIPT_RECONCILES=1
 }
