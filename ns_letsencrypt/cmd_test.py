@@ -52,7 +52,12 @@ def readiness_checks(load_settings: SettingsLoader) -> list[Check]:
         settings = load_settings()
     except ConfigError as exc:
         return [failed("config", exc.message, exc.hint, ExitStatus.CONFIG)]
-    return connectivity_report(open_client(settings), settings)
+    from .dns import flow as dns_flow  # dns-01 pre-flight (issue 11)
+    from .register import home_dir
+
+    domains = home_dir() / "domains.txt"
+    return connectivity_report(open_client(settings), settings) + dns_flow.checks(
+        settings, domains if domains.is_file() else None)
 
 
 def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
