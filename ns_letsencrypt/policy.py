@@ -65,12 +65,14 @@ class Scope:
     vserver: str = ""
     vserver_type: str = "lb"
     adopted: tuple[str, ...] = ()  # certkeys named in NS_CERTKEY_NAMES
+    adns: bool = False  # NS_DNS=adns: dns-01 TXT records on the appliance (issue 11)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scope:
         return cls(settings.certkey_prefix, settings.challenge_prefix, settings.cert_path,
                    settings.vserver or "", settings.vserver_type,
-                   tuple(sorted(set(settings.certkey_names.values()))))
+                   tuple(sorted(set(settings.certkey_names.values()))),
+                   adns=settings.dns == "adns")
 
 
 def literal(text: str) -> str:
@@ -136,7 +138,23 @@ def command_patterns(scope: Scope) -> list[str]:
         binding = options(BINDING_OPTIONS)
         patterns.append(f"^(bind|unbind) {kind} vserver {vserver}{binding} -policyName {ch}"
                         f"{binding}$")
+    if scope.adns:
+        patterns += adns_patterns()
     return patterns
+
+
+def adns_patterns() -> list[str]:
+    """dns-01 through ADNS: TXT records only under _acme-challenge names, and the reads of the
+    pre-flight (ADNS services, SOA and NS records)."""
+    owner = "_acme-challenge[.][a-z0-9._-]+"
+    value = "[a-z0-9_-]+"  # base64url; the appliance matches case-insensitively
+    return [
+        f"^add dns txtRec {owner} {value}( -TTL [0-9]+)?$",
+        f"^rm dns txtRec {owner}( {value}| -recordId [0-9]+)$",
+        f"^show dns txtRec( {owner})?( -type ADNS)?$",
+        f"^show dns (soaRec|nsRec)( {ANY_NAME})?( -type ADNS)?$",
+        f"^show service( {ANY_NAME})?$",
+    ]
 
 
 def command_regex(scope: Scope) -> str:

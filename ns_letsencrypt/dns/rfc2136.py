@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import dns.exception
+import dns.message
 import dns.name
 import dns.query
 import dns.rcode
@@ -68,8 +69,8 @@ class Rfc2136Publisher(Publisher):
         except DnsError as exc:
             raise DnsNotReady(f"NS_DNS_SERVER {primary}: {exc.message}",
                               "check NS_DNS_SERVER (host[:port] of the primary)") from None
-        for name in names:
-            self.zone_of(name)
+        for zone in sorted({self.zone_of(name) for name in names}):
+            self._check_key(zone)
 
     def publish(self, records: Sequence[TxtRecord]) -> None:
         for zone, group in self._by_zone(records).items():
@@ -151,7 +152,24 @@ class Rfc2136Publisher(Publisher):
         return dns.update.UpdateMessage(zone, keyring=ring, keyname=dns.name.from_text(key.name),
                                         keyalgorithm=key.algorithm)
 
-    def _send(self, update: dns.update.UpdateMessage, zone: str, what: str) -> None:
+    def _check_key(self, zone: str) -> None:
+        """Ask the primary a TSIG-signed SOA query: a wrong key shows before any update.
+
+        Raises:
+            ConfigError: the server refused the key or its signature.
+        """
+        key = self._tsig()
+        probe = dns.message.make_query(zone, "SOA")
+        probe.use_tsig(dns.tsigkeyring.from_text({key.name: (key.algorithm, key.secret)}),
+                       keyname=key.name, algorithm=key.algorithm)
+        try:
+            self._send(probe, zone, "signed SOA query")
+        except DnsError as exc:
+            if "TSIG" in exc.message:
+                raise ConfigError(exc.message, exc.hint) from None
+            raise DnsNotReady(exc.message, exc.hint) from None
+
+    def _send(self, update: dns.message.Message, zone: str, what: str) -> None:
         primary = self.primary
         head = f"rfc2136 {what} in zone {zone} at {primary}"
         try:
