@@ -21,10 +21,10 @@ from typing import Any, Optional
 import dns.name
 
 from ..config import Settings
-from ..errors import DnsError, DnsNotReady, NitroApiError, NitroNotFound
+from ..errors import DnsNotReady, NitroApiError, NitroNotFound
 from ..nitro import JsonObj, NitroClient
 from . import query
-from .base import Publisher, Server, TxtRecord
+from .base import NotPublished, Publisher, Server, TxtRecord
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ class AdnsPublisher(Publisher):
         except NitroApiError as exc:
             failed = self._refused(exc, len(bodies))
             if failed:
-                raise DnsError("the appliance refused to add dnstxtrec " + "; ".join(
-                    f"{todo[i][0]} ({message})" for i, message in failed)) from None
+                refused = [TxtRecord(*todo[i]) for i, _ in failed]
+                raise NotPublished(refused, "the appliance refused to add dnstxtrec " +
+                                   "; ".join(f"{todo[i][0]} ({message})"
+                                             for i, message in failed), exc.hint) from None
         logger.info("adns: added %d value(s)", len(todo))
 
     def servers(self, names: Sequence[str]) -> Mapping[str, Sequence[Server]]:

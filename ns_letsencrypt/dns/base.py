@@ -14,6 +14,9 @@ import abc
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import DnsError
 
 CHALLENGE_LABEL = "_acme-challenge"
 _VALUE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -54,6 +57,15 @@ def is_valid_value(value: str) -> bool:
     return bool(_VALUE.match(value))
 
 
+class NotPublished(DnsError):
+    """Publishing failed, and ``records`` are certainly not published (nothing to remove)."""
+
+    def __init__(self, records: Sequence[TxtRecord], message: str,
+                 hint: Optional[str] = None) -> None:
+        super().__init__(message, hint)
+        self.records = tuple(records)
+
+
 class Publisher(abc.ABC):
     """Publishes and removes challenge TXT values in one DNS system."""
 
@@ -72,7 +84,8 @@ class Publisher(abc.ABC):
         """Add every value (values already there are fine; others under a name stay).
 
         Raises:
-            DnsError: the DNS system refused or could not be reached.
+            NotPublished: the DNS system refused; names the values it certainly did not add.
+            DnsError: anything else (what was added is unknown).
         """
 
     @abc.abstractmethod

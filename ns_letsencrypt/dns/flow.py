@@ -22,7 +22,7 @@ from ..config import Settings
 from ..errors import ChallengeError, NsLeError
 from ..report import Check, failed, passed
 from . import certconfig, open_publisher
-from .base import Publisher, TxtRecord, challenge_name, is_valid_value
+from .base import NotPublished, Publisher, TxtRecord, challenge_name, is_valid_value
 from .state import Entry, StateFile
 from .wait import wait_visible
 
@@ -75,6 +75,12 @@ def deploy(settings: Settings, records: Sequence[TxtRecord],
             publisher.publish(records)
             names = sorted({r.name for r in records})
             wait_visible(records, publisher.servers(names), settings.dns_wait)
+        except NotPublished as exc:
+            state.drop(publisher.kind, exc.records)
+            maybe = [r for r in records if r not in exc.records]
+            if maybe:
+                _remove(publisher, maybe, state, "removing the failed challenge")
+            raise
         except NsLeError:
             _remove(publisher, records, state, "removing the failed challenge")
             raise

@@ -30,7 +30,7 @@ import dns.update
 from ..config import Settings
 from ..errors import ConfigError, DnsError, DnsNotReady
 from . import query
-from .base import Publisher, Server, TxtRecord
+from .base import NotPublished, Publisher, Server, TxtRecord
 from .tsigkey import TsigKey, read_key_file
 
 logger = logging.getLogger(__name__)
@@ -73,12 +73,19 @@ class Rfc2136Publisher(Publisher):
             self._check_key(zone)
 
     def publish(self, records: Sequence[TxtRecord]) -> None:
-        for zone, group in self._by_zone(records).items():
+        groups = list(self._by_zone(records).items())
+        for index, (zone, group) in enumerate(groups):
             update = self._update(zone)
             for record in group:
                 update.add(self._relative(record.name, zone), self._settings.dns_ttl,
                            _txt(record.value))
-            self._send(update, zone, "add")
+            try:
+                self._send(update, zone, "add")
+            except DnsError as exc:
+                # An update applies whole or not at all (RFC 2136 3.4.2): this zone's values
+                # and those of the zones not yet sent are certainly not published.
+                untouched = [r for _, later in groups[index:] for r in later]
+                raise NotPublished(untouched, exc.message, exc.hint) from None
         logger.info("rfc2136: added %d value(s) at %s", len(records), self.primary)
 
     def servers(self, names: Sequence[str]) -> Mapping[str, Sequence[Server]]:
