@@ -61,7 +61,10 @@ class AdnsPublisher(Publisher):
                               "to it, or use NS_DNS=rfc2136")
 
     def publish(self, records: Sequence[TxtRecord]) -> None:
-        present = {(r.name, r.value) for r in self._records()}
+        try:
+            present = {(r.name, r.value) for r in self._records()}
+        except NitroApiError as exc:  # nothing written yet: nothing for the sweep either
+            raise NotPublished(records, f"reading dnstxtrec: {exc.message}", exc.hint) from None
         todo = sorted({(r.name, r.value) for r in records} - present)
         if not todo:
             return
