@@ -8,7 +8,7 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e)
+                                     # reconcile200 e2e dns01)
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SECTIONS = {
     "deploy": "bench.deploy_requests",
     "reconcile200": "bench.deploy_requests",  # its no-op reconciliation with 200 certificates
     "e2e": "bench.e2e_issuance",
+    "dns01": "bench.dns01",  # issue 11: dns-01 deploy+clean and wildcard issuance
 }
 LARGE_RECONCILE = 200
 

@@ -184,6 +184,11 @@ def test_key_file_problems_never_show_the_secret(tmp_path: Path) -> None:
     key.write_text('key "acme" { secret "c2VjcmV0LXZhbHVl"; };\n')
     parsed = read_key_file(key)
     assert parsed.algorithm == "hmac-sha256" and "c2VjcmV0" not in repr(parsed)
+    # "//" and "#" inside the quoted secret are not comments; outside they are
+    key.write_text('# by hand\nkey "k" { // ours\n algorithm hmac-sha512; '
+                   'secret "ab//cd+/ef8="; }; /* end */\n')
+    assert (read_key_file(key).secret, read_key_file(key).algorithm) == ("ab//cd+/ef8=",
+                                                                         "hmac-sha512")
 
 
 def test_settings_of_dns01_are_checked_together(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_ALGORITHM = "hmac-sha256"
 ALGORITHMS = ("hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384",
               "hmac-sha512")
-_COMMENT = re.compile(r"(#|//)[^\n]*|/\*.*?\*/", re.DOTALL)
+# A quoted string first, so that "//" or "#" inside a base64 secret is not taken for a comment.
+_COMMENT = re.compile(r'("[^"]*")|(#|//)[^\n]*|/\*.*?\*/', re.DOTALL)
 _KEY = re.compile(r'key\s+"?([A-Za-z0-9_.-]+)"?\s*\{(.*?)\}\s*;', re.DOTALL)
 _ALGORITHM = re.compile(r"algorithm\s+\"?([A-Za-z0-9.-]+)\"?\s*;")
 _SECRET = re.compile(r'secret\s+"([^"]*)"\s*;')
@@ -53,7 +54,7 @@ def read_key_file(path: Path) -> TsigKey:
                           "the hook runs as the user of dehydrated; make the file readable "
                           "by that user only (chmod 600)") from None
     warn_if_exposed(path)
-    match = _KEY.search(_COMMENT.sub("", text))
+    match = _KEY.search(_COMMENT.sub(lambda m: m.group(1) or "", text))
     if match is None:
         raise ConfigError(f'{where}: no key clause (key "name" {{ algorithm ...; secret "..."; '
                           "}};) found", "write it with: tsig-keygen -a hmac-sha256 <keyname>")
