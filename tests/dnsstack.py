@@ -131,3 +131,94 @@ class DnsPebble(Pebble):
 
     def _start_dns(self) -> None:
         """Nothing to start: the test's own DNS server answers pebble."""
+
+
+PDNS_SERVER = shutil.which("pdns_server") or "/usr/sbin/pdns_server"
+PDNSUTIL = shutil.which("pdnsutil") or "/usr/bin/pdnsutil"
+PDNS_SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
+PDNS_API_KEY = "pdns-api-key-for-tests"
+
+
+def powerdns_missing() -> Optional[str]:
+    """Why PowerDNS cannot run here, or None."""
+    for path in (Path(PDNS_SERVER), Path(PDNSUTIL), PDNS_SCHEMA):
+        if not path.exists():
+            return (f"{path} is missing (apt-get install pdns-server pdns-backend-sqlite3; "
+                    "tools/install-deps.sh)")
+    return None
+
+
+class PowerDns:
+    """A PowerDNS authoritative server (sqlite backend) with its HTTP API, for lexicon's
+    ``powerdns`` provider: DNS on ``port`` (UDP+TCP), the API on ``api_url``. Caches are off,
+    so an API change is visible to the next query."""
+
+    def __init__(self, workdir: Path, *, zone: str = ZONE) -> None:
+        self.dir = workdir
+        self.zone = zone
+        self.port = 0
+        self.api_url = ""
+        self._proc: Optional[subprocess.Popen[bytes]] = None
+
+    def start(self) -> PowerDns:
+        import sqlite3
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        database = self.dir / "pdns.sqlite3"
+        with sqlite3.connect(database) as db:
+            db.executescript(PDNS_SCHEMA.read_text())
+        for attempt in range(3):
+            self.port, api_port = free_port(udp_too=True), free_port()
+            self.api_url = f"http://127.0.0.1:{api_port}"
+            (self.dir / "pdns.conf").write_text("\n".join([
+                "launch=gsqlite3", f"gsqlite3-database={database}",
+                "local-address=127.0.0.1", f"local-port={self.port}",
+                "api=yes", f"api-key={PDNS_API_KEY}", "webserver=yes",
+                "webserver-address=127.0.0.1", f"webserver-port={api_port}",
+                "webserver-allow-from=127.0.0.1/32", f"socket-dir={self.dir}",
+                "cache-ttl=0", "negquery-cache-ttl=0", "query-cache-ttl=0",
+                "zone-cache-refresh-interval=0", "disable-syslog=yes", "guardian=no",
+                "daemon=no", "write-pid=no", "loglevel=4", ""]))
+            if attempt == 0:
+                self._pdnsutil("create-zone", self.zone, f"ns1.{self.zone}")
+                self._pdnsutil("add-record", self.zone, "ns1", "A", "127.0.0.1")
+            self._proc = spawn([PDNS_SERVER, f"--config-dir={self.dir}"],
+                               self.dir / "pdns.log")
+            try:
+                wait_until(self._answers, self._proc, "pdns_server")
+                return self
+            except BaseException:
+                stop(self._proc)
+                if attempt == 2:
+                    raise
+        return self
+
+    def stop(self) -> None:
+        stop(self._proc)
+
+    def _pdnsutil(self, *args: str) -> None:
+        subprocess.run([PDNSUTIL, f"--config-dir={self.dir}", *args], check=True,
+                       capture_output=True)
+
+    def _answers(self) -> bool:
+        query = dns.message.make_query(self.zone, "SOA")
+        try:
+            return bool(dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.3).answer)
+        except dns.exception.DNSException:
+            return False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def all_txt(self) -> list[tuple[str, str]]:
+        import sqlite3
+
+        with sqlite3.connect(self.dir / "pdns.sqlite3") as db:
+            rows = db.execute("SELECT name, content FROM records WHERE type = 'TXT'").fetchall()
+        return sorted((str(name), str(content)) for name, content in rows)
+
+    def lexicon_env(self) -> dict[str, str]:
+        """lexicon's own variables for its powerdns provider."""
+        return {"LEXICON_POWERDNS_AUTH_TOKEN": PDNS_API_KEY,
+                "LEXICON_POWERDNS_PDNS_SERVER": self.api_url}

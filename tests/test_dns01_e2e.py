@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.dnsstack import Bind, DnsPebble, bind_missing
+from tests.dnsstack import Bind, DnsPebble, PowerDns, bind_missing, powerdns_missing
 from tests.stack import REPO, Stack
 
 pytestmark = pytest.mark.skipif(bind_missing() is not None, reason=str(bind_missing()))
@@ -231,3 +231,28 @@ def test_cli_test_reports_the_dns_preflight(adns: Stack, tmp_path: Path) -> None
                          capture_output=True, text=True)
     assert bad.returncode == 6, bad.stdout + bad.stderr
     assert "not authoritative for _acme-challenge.other.test" in bad.stdout
+
+
+# -- lexicon: its powerdns provider against a real PowerDNS (HTTP API) ----------------------
+
+
+@pytest.mark.skipif(powerdns_missing() is not None, reason=str(powerdns_missing()))
+def test_lexicon_powerdns_wildcard_issued_and_deployed(tmp_path: Path, ns: Any,
+                                                       dataplane_port: int) -> None:
+    pdns = PowerDns(tmp_path / "pdns").start()
+    try:
+        with dns_stack(tmp_path, ns, pdns.port, dataplane_port) as stack:
+            stack.env.update(NS_DNS="lexicon:powerdns", NS_DNS_NAMESERVERS=pdns.address,
+                             NS_DNS_WAIT="20", **pdns.lexicon_env())
+            domains(stack, WILDCARD_LINE)
+            result = stack.run_dehydrated("-c", hook_chain="no")
+            assert_certificate(stack, "example.test", ["example.test", "*.example.test"])
+            assert deployed(ns) and pdns.all_txt() == [] and state_left(stack) == []
+            assert pdns.lexicon_env()["LEXICON_POWERDNS_AUTH_TOKEN"] not in (
+                result.stdout + result.stderr)
+            # without lexicon's credentials the pre-flight stops before the CA
+            env = {k: "" for k in pdns.lexicon_env()}
+            missing = stack.run_dehydrated("-c", "--force", check=False, env=env)
+            assert_stopped_before_ca(missing, "no credentials: no LEXICON_POWERDNS_* variable")
+    finally:
+        pdns.stop()

@@ -89,12 +89,17 @@ class LexiconPublisher(Publisher):
     def zone_of(self, name: str) -> str:
         """``NS_DNS_ZONE``, else the zone the system resolver finds for ``name``."""
         if name not in self._zones:
-            zone = self._settings.dns_zone or query.system_zone(name)
+            zone = self._settings.dns_zone or self._find_zone(name)
             if not zone:
                 raise DnsNotReady(f"no zone found for {name} through the system resolver",
                                   "set NS_DNS_ZONE")
             self._zones[name] = zone
         return self._zones[name]
+
+    def _find_zone(self, name: str) -> Optional[str]:
+        if self._settings.dns_nameservers:
+            return query.find_zone(name, query.resolve_host(self._settings.dns_nameservers[0]))
+        return query.system_zone(name)
 
     def _client_class(self) -> Any:
         try:
@@ -111,14 +116,21 @@ class LexiconPublisher(Publisher):
         from lexicon.config import ConfigResolver
 
         client_class = self._client_class()
+        # resolve_zone_name: lexicon otherwise guesses the zone from the public suffix list
+        # (fetched from the internet, and wrong for private TLDs); with it, lexicon asks
+        # dnspython's default resolver, which _zone_lookup points at NS_DNS_NAMESERVERS.
         config = ConfigResolver().with_dict({  # type: ignore[no-untyped-call]
             "provider_name": self.provider, "domain": zone, "delegated": zone,
-            "ttl": self._settings.dns_ttl,
+            "resolve_zone_name": True, "ttl": self._settings.dns_ttl,
         }).with_env()
         try:
-            client = client_class(config)
+            with _zone_lookup(self._settings):
+                client = client_class(config)
         except self._not_available as exc:
             raise ConfigError(f"NS_DNS={self.kind}: {_first_line(exc)}", INSTALL_HINT) from None
+        except Exception as exc:  # a zone lookup or provider set-up failure of lexicon's
+            raise DnsNotReady(f"lexicon {self.provider} for zone {zone}: "
+                              f"{type(exc).__name__}: {_first_line(exc)}") from None
         try:
             with client as ops:
                 yield ops
@@ -144,6 +156,26 @@ class LexiconPublisher(Publisher):
         for record in records:
             grouped.setdefault(self.zone_of(record.name), []).append(record)
         return grouped
+
+
+@contextmanager
+def _zone_lookup(settings: Settings) -> Iterator[None]:
+    """dnspython's default resolver asks the first of NS_DNS_NAMESERVERS while inside."""
+    import dns.resolver
+
+    if not settings.dns_nameservers:
+        yield
+        return
+    server = query.resolve_host(settings.dns_nameservers[0])
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [server.address]
+    resolver.port = server.port
+    saved = dns.resolver.default_resolver
+    dns.resolver.default_resolver = resolver
+    try:
+        yield
+    finally:
+        dns.resolver.default_resolver = saved
 
 
 def _system_nameservers(zone: str) -> list[Server]:
