@@ -1,5 +1,8 @@
 """The hook's dns-01 path and pre-flight, on top of the publisher contract.
 
+Only the publishers and the wait import dnspython, lazily: an http-01-only installation runs
+the hooks and commands without it.
+
 - ``deploy``: record the values (state file), publish them all, then wait until every
   authoritative server shows every value; on any failure remove them again and raise, so
   dehydrated stops before the CA is asked.
@@ -24,7 +27,6 @@ from ..report import Check, failed, passed
 from . import certconfig, open_publisher
 from .base import NotPublished, Publisher, TxtRecord, challenge_name, is_valid_value
 from .state import Entry, StateFile
-from .wait import wait_visible
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ def deploy(settings: Settings, records: Sequence[TxtRecord],
     Raises:
         NsLeError: the publisher or the wait failed (DnsError, exit 7) or is not set up.
     """
+    from .wait import wait_visible  # dnspython: imported only where dns-01 is in use
+
     state = state or state_file()
     with open_publisher(settings) as publisher:
         state.add(publisher.kind, records)
