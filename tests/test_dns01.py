@@ -282,3 +282,23 @@ def test_cleanup_lists_and_sweeps_leftover_values(fake: Any, tmp_path: Path) -> 
                              cwd=REPO, env=env, capture_output=True, text=True)
     assert removed.returncode == 0, removed.stderr
     assert fake.txt_records() == [] and StateFile(home).entries() == []
+
+
+# -- lexicon set-up errors ------------------------------------------------------------------
+
+
+def test_lexicon_preflight_names_what_is_missing(monkeypatch: Any) -> None:
+    base = Settings(url="https://127.0.0.1:1", username=USER, password=PASSWORD, vserver="web",
+                    dns_zone="example.test")
+    unknown = dataclasses.replace(base, dns="lexicon:nosuchprovider")
+    monkeypatch.setenv("LEXICON_NOSUCHPROVIDER_AUTH_TOKEN", "x")
+    with open_publisher(unknown) as publisher, pytest.raises(ConfigError) as caught:
+        publisher.preflight([NAME])
+    assert "pip install" in str(caught.value)
+    no_credentials = dataclasses.replace(base, dns="lexicon:cloudflare")
+    with open_publisher(no_credentials) as publisher, pytest.raises(
+            ConfigError, match=r"no LEXICON_CLOUDFLARE_[*] variable"):
+        publisher.preflight([NAME])
+    with open_publisher(dataclasses.replace(base, dns="lexicon:ddns")) as publisher, \
+            pytest.raises(ConfigError, match="use NS_DNS=rfc2136"):
+        publisher.preflight([NAME])

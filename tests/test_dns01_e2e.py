@@ -187,17 +187,21 @@ def test_outside_configured_zone_is_a_config_error(rfc2136: Stack) -> None:
 
 
 def test_a_server_that_never_shows_the_value_is_named(rfc2136: Stack, bind: Bind) -> None:
-    lagging = rfc2136.ns.enable_adns(("example.test",))  # authoritative, never updated
     domains(rfc2136, WILDCARD_LINE)
+    rfc2136.run_dehydrated("-c", hook_chain="yes")  # the certificate the renewal must keep
+    before = deployed(rfc2136.ns)
+    files_before = rfc2136.ns.files()
+    lagging = rfc2136.ns.enable_adns(("example.test",))  # authoritative, never updated
     result = rfc2136.run_dehydrated(
-        "-c", check=False, hook_chain="yes",
+        "-c", "--force", check=False, hook_chain="yes",
         env={"NS_DNS_NAMESERVERS": f"{bind.address} 127.0.0.1:{lagging}", "NS_DNS_WAIT": "2"})
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"127.0.0.1:{lagging} for _acme-challenge.example.test: 2 of 2 value(s) missing" \
         in output, output
     assert "NS_DNS_WAIT" in output and "Traceback" not in output
-    assert bind.all_txt() == [] and deployed(rfc2136.ns) == [] and state_left(rfc2136) == []
+    assert bind.all_txt() == [] and state_left(rfc2136) == []
+    assert deployed(rfc2136.ns) == before and rfc2136.ns.files() == files_before
 
 
 def test_appliance_not_authoritative_stops_before_the_ca(tmp_path: Path, ns: Any,

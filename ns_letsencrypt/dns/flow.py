@@ -125,11 +125,15 @@ def startup(settings: Settings, domains: Optional[Path], certs_dir: Path) -> Non
     lines = certconfig.read_domains(domains) if domains is not None else []
     uses_dns = [line for line in lines
                 if certconfig.challenge_of(line, settings.challenge) == "dns-01"]
-    if uses_dns or settings.dns:
+    state = state_file()
+    # An NS_DNS that no certificate uses yet must not stop http-01 renewals: check it only
+    # when needed, and open it otherwise only to sweep what an earlier run left.
+    if uses_dns or (settings.dns and state.entries()):
         names = sorted({challenge_name(n) for line in uses_dns for n in line.names})
         with open_publisher(settings) as publisher:
-            publisher.preflight(names)
-            _sweep(publisher, state_file(), "startup_hook")
+            if names:
+                publisher.preflight(names)
+            _sweep(publisher, state, "startup_hook")
     changed = certconfig.write_configs(lines, certs_dir, settings.challenge)
     for path in changed:
         logger.info("%s now names the challenge type of its certificate", path)
@@ -176,13 +180,14 @@ def checks(settings: Settings, domains: Optional[Path]) -> list[Check]:
         lines = certconfig.read_domains(domains) if domains is not None else []
         uses_dns = [line for line in lines
                     if certconfig.challenge_of(line, settings.challenge) == "dns-01"]
-        if not uses_dns and not settings.dns:
-            return []
+        if not uses_dns:
+            return [passed("dns-01", f"NS_DNS={settings.dns}; no certificate of domains.txt "
+                           "uses dns-01 yet", settings.dns)] if settings.dns else []
         names = sorted({challenge_name(n) for line in uses_dns for n in line.names})
         with open_publisher(settings) as publisher:
             publisher.preflight(names)
     except NsLeError as exc:
         return [failed("dns-01", exc.message, exc.hint, exc.exit_status)]
-    what = f"{len(names)} challenge name(s)" if names else "no dns-01 certificate yet"
-    return [passed("dns-01", f"{settings.dns} can publish for {what}", settings.dns)]
+    return [passed("dns-01", f"{settings.dns} can publish for {len(names)} challenge "
+                   "name(s)", settings.dns)]
 

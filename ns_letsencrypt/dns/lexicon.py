@@ -53,8 +53,8 @@ class LexiconPublisher(Publisher):
             raise ConfigError(f"NS_DNS={self.kind}: no credentials: no {prefix}* variable is set",
                               f"set e.g. {prefix}AUTH_TOKEN in the environment of the hook "
                               "(see 'lexicon " + self.provider + " --help')")
-        for name in names:
-            self.zone_of(name)
+        for zone in sorted({self.zone_of(name) for name in names}):
+            self._make_client(zone)
 
     def publish(self, records: Sequence[TxtRecord]) -> None:
         for zone, group in self._by_zone(records).items():
@@ -113,6 +113,23 @@ class LexiconPublisher(Publisher):
 
     @contextmanager
     def _operations(self, zone: str) -> Iterator[Any]:
+        client = self._make_client(zone)
+        try:
+            with client as ops:
+                yield ops
+        except DnsError:
+            raise
+        except Exception as exc:  # providers raise anything, and may echo their request
+            raise DnsError(f"lexicon {self.provider} for zone {zone}: "
+                           f"{type(exc).__name__}") from None
+
+    def _make_client(self, zone: str) -> Any:
+        """lexicon's Client for ``zone`` (this loads the provider and looks the zone up).
+
+        Raises:
+            ConfigError: the provider is unknown or its extra is not installed.
+            DnsNotReady: lexicon could not set the provider up for the zone.
+        """
         from lexicon.config import ConfigResolver
 
         client_class = self._client_class()
@@ -131,14 +148,7 @@ class LexiconPublisher(Publisher):
         except Exception as exc:  # a zone lookup or provider set-up failure of lexicon's
             raise DnsNotReady(f"lexicon {self.provider} for zone {zone}: "
                               f"{type(exc).__name__}: {_first_line(exc)}") from None
-        try:
-            with client as ops:
-                yield ops
-        except DnsError:
-            raise
-        except Exception as exc:  # providers raise anything, and may echo their request
-            raise DnsError(f"lexicon {self.provider} for zone {zone}: "
-                           f"{type(exc).__name__}") from None
+        return client
 
     def _check_all_present(self, ops: Any, records: Sequence[TxtRecord]) -> None:
         by_name: dict[str, set[str]] = {}
