@@ -302,3 +302,22 @@ def test_lexicon_preflight_names_what_is_missing(monkeypatch: Any) -> None:
     with open_publisher(dataclasses.replace(base, dns="lexicon:ddns")) as publisher, \
             pytest.raises(ConfigError, match="use NS_DNS=rfc2136"):
         publisher.preflight([NAME])
+
+
+# -- the hook script itself -----------------------------------------------------------------
+
+
+def test_hook_dns01_path_without_ns_dns_is_one_config_error(fake: Any, tmp_path: Path) -> None:
+    from tests.stack import HOOK, hook_env
+
+    env = {**hook_env(tmp_path, fake), "PATH": "/usr/bin:/bin", "CHALLENGETYPE": "dns-01"}
+    done = subprocess.run([str(HOOK), "deploy_challenge", "example.test", "tok", VALUES[0]],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NS_DNS is not set" in lines[0]
+    assert fake.writes() == []
+    bad = subprocess.run([str(HOOK), "deploy_challenge", "example.test", "tok", "not base64!"],
+                         env={**env, "NS_DNS": "adns"}, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 7 and "not base64url" in bad.stderr and fake.writes() == []
