@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import dns.name
@@ -148,13 +149,13 @@ class AdnsPublisher(Publisher):
         return [(i, exc.nitro_message) for i in range(count)]
 
 
+@dataclass(frozen=True)
 class _Record:
     """One TXT value on the appliance with the record id that deletes exactly it."""
 
-    __slots__ = ("name", "recordid", "value")
-
-    def __init__(self, name: str, value: str, recordid: str) -> None:
-        self.name, self.value, self.recordid = name, value, recordid
+    name: str
+    value: str
+    recordid: str
 
 
 def _covering(name: str, zones: Sequence[str]) -> Optional[str]:
