@@ -8,7 +8,7 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e bind certbot quiet)
+                                     # reconcile200 e2e bind certbot quiet dns01)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ SECTIONS = {
     "bind": "bench.bind_requests",  # NS_BIND: first issuance with two bindings, a no-op day
     "certbot": "bench.certbot_requests",  # issue 12: certbot issuance next to dehydrated
     "quiet": "bench.quiet_runs",  # issue 14: what a scheduled run prints and logs
+    "dns01": "bench.dns01",  # issue 11: dns-01 deploy+clean and wildcard issuance
 }
 LARGE_RECONCILE = 200
 

@@ -53,9 +53,13 @@ def readiness_checks(load_settings: SettingsLoader) -> list[Check]:
         settings = load_settings()
     except ConfigError as exc:
         return [failed("config", exc.message, exc.hint, ExitStatus.CONFIG)]
-    home = home_dir()  # dehydrated's domains.txt and certs/, for the NS_BIND check
-    return connectivity_report(open_client(settings), settings, home / "domains.txt",
-                               home / "certs")
+    from .dns import flow as dns_flow  # dns-01 pre-flight (issue 11)
+
+    home = home_dir()  # dehydrated's domains.txt and certs/, for the NS_BIND and DNS checks
+    domains = home / "domains.txt"
+    return connectivity_report(open_client(settings), settings, domains,
+                               home / "certs") + dns_flow.checks(
+        settings, domains if domains.is_file() else None)
 
 
 def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) -> int:

@@ -80,6 +80,15 @@ class Settings:
     bind: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # NS_BIND / --bind
     # NS_BIND="www.example.com=vs-www-ssl,cs-main-ssl shopalias=cs-main-ssl": certificate (first
     # name or alias of its domains.txt line) -> the SSL vservers that must serve it.
+    # -- DNS-01 (issue 11): how wildcard and dns-01 certificates are answered --------------
+    challenge: str = "http-01"  # NS_CHALLENGE: http-01 | dns-01, for lines without a wildcard
+    dns: Optional[str] = None  # NS_DNS: adns | rfc2136 | lexicon:<provider>
+    dns_server: Optional[str] = None  # NS_DNS_SERVER: host[:port] of the primary (rfc2136)
+    dns_tsig_key_file: Optional[str] = None  # NS_DNS_TSIG_KEY_FILE: BIND key file (rfc2136)
+    dns_zone: Optional[str] = None  # NS_DNS_ZONE: else found by SOA
+    dns_ttl: int = 60  # NS_DNS_TTL: seconds
+    dns_wait: float = 120.0  # NS_DNS_WAIT: seconds until every server shows the values
+    dns_nameservers: tuple[str, ...] = ()  # NS_DNS_NAMESERVERS: host[:port] ... to poll
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # field name -> where its value came from ("flag", "env NS_URL", ".env /x/.env", ...)
 
@@ -434,6 +443,55 @@ def _parse_bind(raw: _Raw) -> dict[str, tuple[str, ...]]:
     return wanted
 
 
+# -- DNS-01 settings (issue 11) --------------------------------------------------------
+
+CHALLENGE_TYPES = ("http-01", "dns-01")
+_DNS_MODE = re.compile(r"adns|rfc2136|lexicon:[a-z0-9][a-z0-9_-]*")
+
+
+def _parse_dns_mode(raw: _Raw) -> str:
+    text = raw.value.strip().lower()
+    if not _DNS_MODE.fullmatch(text):
+        raise _Invalid(f"must be adns, rfc2136 or lexicon:<provider>, got {_shown(text)}")
+    return text
+
+
+def _parse_zone(raw: _Raw) -> str:
+    text = raw.value.strip().lower().rstrip(".")
+    if not _valid_host(text) or text.startswith("*"):
+        raise _Invalid(f"must be a DNS zone name such as example.com, got {_shown(text)}")
+    return text
+
+
+def _parse_seconds(raw: _Raw) -> float:
+    text = raw.value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or not 0 < seconds <= 3600:
+        raise _Invalid(f"must be a number of seconds from 0 to 3600, got {_shown(text)}")
+    return seconds
+
+
+def _parse_nameservers(raw: _Raw) -> tuple[str, ...]:
+    parts = raw.value.replace(",", " ").split()
+    return tuple(_parse_host_port(_Raw(part, raw.name, raw.kind, raw.path)) for part in parts)
+
+
+def _check_dns(values: Mapping[str, Any], at: Callable[[str], str],
+               problems: list[str]) -> None:
+    """NS_DNS=rfc2136 needs its server and key; dns-01 by default needs NS_DNS."""
+    if values.get("dns") == "rfc2136":
+        for key, name in (("NS_DNS_SERVER", "dns_server"),
+                          ("NS_DNS_TSIG_KEY_FILE", "dns_tsig_key_file")):
+            if not values.get(name):
+                problems.append(f"{at('NS_DNS')} is rfc2136, which needs {key}")
+    if values.get("challenge") == "dns-01" and not values.get("dns"):
+        problems.append(f"{at('NS_CHALLENGE')} is dns-01, which needs NS_DNS "
+                        "(adns, rfc2136 or lexicon:<provider>)")
+
+
 # NS_* name -> (Settings field, parser). NS_PASSWORD(_FILE) are resolved separately.
 _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_URL": ("url", _parse_url),
@@ -460,6 +518,15 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_CERTKEY_MAX_LEN": ("certkey_max_len", _int_in(8, 127)),
     "NS_CERTKEY_NAMES": ("certkey_names", _parse_certkey_names),
     "NS_BIND": ("bind", _parse_bind),  # SSL vserver bindings (issue 9)
+    # DNS-01 (issue 11)
+    "NS_CHALLENGE": ("challenge", _choice(CHALLENGE_TYPES)),
+    "NS_DNS": ("dns", _parse_dns_mode),
+    "NS_DNS_SERVER": ("dns_server", _parse_host_port),
+    "NS_DNS_TSIG_KEY_FILE": ("dns_tsig_key_file", lambda raw: str(raw.file_path())),
+    "NS_DNS_ZONE": ("dns_zone", _parse_zone),
+    "NS_DNS_TTL": ("dns_ttl", _int_in(1, 86400)),
+    "NS_DNS_WAIT": ("dns_wait", _parse_seconds),
+    "NS_DNS_NAMESERVERS": ("dns_nameservers", _parse_nameservers),
 }
 SETTING_NAMES = frozenset(_PARSERS) | {"NS_PASSWORD", "NS_PASSWORD_FILE"}
 # Room a certkey name needs after the prefix: at least one character, "-" and the hash.
@@ -534,6 +601,8 @@ def _check_combinations(values: Mapping[str, Any], merged: Layer, problems: list
                         "the HTTP vserver that answers the challenges (or NS_VSERVER_TYPE=global)")
     if not {"NS_CERTKEY_MAX_LEN", "NS_CERTKEY_PREFIX", "NS_CERTKEY_NAMES"} & failed:
         _check_certkey_lengths(values, at, problems)
+    if not {"NS_DNS", "NS_CHALLENGE", "NS_DNS_SERVER", "NS_DNS_TSIG_KEY_FILE"} & failed:
+        _check_dns(values, at, problems)
 
 
 def _check_certkey_lengths(values: Mapping[str, Any], at: Callable[[str], str],

@@ -71,6 +71,9 @@ def startup_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     if status:
         logger.error("the appliance is not ready: stopping before any challenge is deployed")
         return int(status)
+    from .dns import flow as dns_flow  # dns-01 (issue 11): pre-flight, sweep, per-cert config
+
+    dns_flow.startup(settings, _domains_file(), _certs_dir())
     with open_client(settings) as client:
         _warn_about_unsaved_changes(client, settings)
         _sweep(client, settings, "startup_hook")
@@ -102,6 +105,9 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
         logger.error("dehydrated reported: %s", error)
     settings = load_settings()
     script_reconciles = not error and os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
+    from .dns import flow as dns_flow
+
+    dns_flow.sweep_quietly(settings, "exit_hook")
     with open_client(settings) as client:
         _sweep(client, settings, "exit_hook")
         result = None if script_reconciles else _reconcile(client, settings)
@@ -136,6 +142,12 @@ def _domains_file() -> Optional[Path]:
     return path if path is not None and path.is_file() else None
 
 
+def _certs_dir() -> Path:
+    """dehydrated's CERTDIR (it exports it to the hook), else <BASEDIR>/certs."""
+    basedir = os.environ.get("BASEDIR") or "."
+    return Path(os.environ.get("CERTDIR") or Path(basedir) / "certs")
+
+
 def _issued_this_run() -> bool:
     """Whether dehydrated issued (and deploy_cert deployed) a certificate during this run.
 
@@ -165,6 +177,11 @@ def deploy_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:
     command policy that does not allow the bind) or a failed pre-flight (NS_PREFLIGHT=on)
     removes what was deployed and fails, so dehydrated stops before asking the CA.
     """
+    from .dns import flow as dns_flow
+
+    if dns_flow.is_dns_call():  # dns-01 (issue 11): publish TXT values, wait until visible
+        dns_flow.deploy(load_settings(), dns_flow.records_from(args))
+        return 0
     challenges = challenge.parse_triples(args)
     challenge.validate(challenges)  # before loading settings or logging in: no write at all
     settings = load_settings()
@@ -191,6 +208,14 @@ def _remove_failed(client: NitroClient, settings: Settings,
 
 def clean_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:
     """Remove what deploy_challenge made; never fails (see the module docstring)."""
+    from .dns import flow as dns_flow
+
+    if dns_flow.is_dns_call():  # dns-01: remove exactly the values; failures go to the sweep
+        try:
+            dns_flow.clean(load_settings(), dns_flow.records_from(args))
+        except NsLeError as exc:
+            logger.warning("clean_challenge: %s (left for the sweep in exit_hook)", exc)
+        return 0
     challenges = challenge.parse_triples(args)
     settings = load_settings()
     try:
