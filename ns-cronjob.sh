@@ -10,15 +10,19 @@ set -euo pipefail
 NSLE_NAME="$(basename -- "$0")"
 # shellcheck source=tools/common.sh
 . "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/tools/common.sh"
+# shellcheck source=tools/lifecycle.sh
+. "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/tools/lifecycle.sh"
 
 main() {
   nsle_prepare "${BASH_SOURCE[0]}" || return
+  nsle_lifecycle_start  # issue 13: notifications and metrics when the script exits
   nsle_log "renewing what is due (home $NSLE_HOME, $NSLE_DEHYDRATED)"
   nsle_run "$NSLE_DEHYDRATED" --cron --config "$NSLE_CONFIG" || {
     local rc=$?
     nsle_err "dehydrated --cron failed with exit status $rc; see the lines above"
     return "$rc"
   }
+  nsle_ari_renew || return  # issue 13: what the CA's renewal information says is due now
   nsle_reconcile || return
   nsle_run "$NSLE_DEHYDRATED" --cleanup --config "$NSLE_CONFIG" || {
     local rc=$?

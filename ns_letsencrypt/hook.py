@@ -242,10 +242,21 @@ def unchanged_cert(args: Sequence[str], load_settings: SettingsLoader) -> int:
 def _deploy_certificate(hook: str, args: Sequence[str], load_settings: SettingsLoader) -> int:
     domain, keyfile, certfile, _fullchain, chainfile = [*args, "", "", "", "", ""][:5]
     settings = load_settings()
-    with open_client(settings) as client:
-        # dehydrated exports the certificate's alias (its directory name) to the hook.
-        result = deploy.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
-                                    alias=os.environ.get("alias") or None, report_unsaved=False)
+    from .lifecycle import inventory, journal  # issue 13: what the run's end reports
+
+    cert_name = os.environ.get("alias") or domain
+    try:
+        with open_client(settings) as client:
+            # dehydrated exports the certificate's alias (its directory name) to the hook.
+            result = deploy.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
+                                        alias=os.environ.get("alias") or None,
+                                        report_unsaved=False)
+    except NsLeError as exc:
+        journal.record_failure(cert_name, inventory.target_of(settings), exc)
+        raise
+    if hook == "deploy_cert":
+        journal.record_deployed(cert_name, inventory.target_of(settings), result.certkey,
+                                result.serial)
     logger.info("%s: %s -> certkey %s (%s)", hook, result.name, result.certkey, result.action)
     return 0
 
