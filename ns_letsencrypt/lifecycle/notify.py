@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import warnings
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -30,6 +31,12 @@ EVENTS = ("failure", "expiry", "renewal")
 
 def send(settings: Settings, title: str, body: str, kind: str = "info") -> bool:
     """Deliver one message to every NS_NOTIFY service; False (and a log line) if any failed."""
+    with warnings.catch_warnings():  # apprise 2.x imports the deprecated imghdr: not our news
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _send(settings, title, body, kind)
+
+
+def _send(settings: Settings, title: str, body: str, kind: str) -> bool:
     import apprise
 
     _silence_apprise()
