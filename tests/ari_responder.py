@@ -84,7 +84,7 @@ class AriResponder:
         responder = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if self.path == "/dir":
                     status, headers, body = 200, {"Content-Type": "application/json"}, \
                         json.dumps(responder._directory()).encode()

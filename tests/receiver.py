@@ -17,7 +17,7 @@ class JsonReceiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 receiver.messages.append(json.loads(self.rfile.read(length) or b"{}"))
                 receiver.headers.append(dict(self.headers))
