@@ -42,8 +42,9 @@ def _append(entry: dict[str, Any]) -> None:
 def record_failure(cert: str, target: str, exc: NsLeError) -> None:
     """Note that ``cert`` could not be deployed to ``target``."""
     step = exc.step if isinstance(exc, DeployError) else type(exc).__name__
+    error = exc.message.removeprefix(f"deploy failed at step '{step}': ")  # said by "step"
     _append({"event": "failure", "cert": cert, "target": target, "step": step,
-             "error": exc.message, "hint": exc.hint or ""})
+             "error": error, "hint": exc.hint or ""})
 
 
 def record_deployed(cert: str, target: str, certkey: str, serial: str) -> None:
