@@ -398,3 +398,31 @@ def test_metrics_parse_with_prometheus_clients_own_parser() -> None:
     assert families["ns_letsencrypt_last_run_success"].samples[0].value == 1.0
     assert families["ns_letsencrypt_last_run_end_timestamp_seconds"].samples[0].value == (
         1_800_000_000.0)
+
+
+# -- certificates without a CN (tlsserver, shortlived) ---------------------------------------
+
+
+def test_certificates_without_a_cn_deploy_renew_and_show_up_by_their_names(
+        fake: Any, tmp_path: Path) -> None:
+    from ns_letsencrypt import deploy
+    from ns_letsencrypt.lifecycle import inventory
+    from ns_letsencrypt.session import open_client
+    from tests.conftest import fake_settings
+
+    hierarchy = pki.make_hierarchy()
+    settings = fake_settings(fake)
+    certs_dir = tmp_path / "certs"
+    for number, with_cn in enumerate((True, False, False)):  # classic, then tlsserver twice
+        leaf = pki.make_leaf(hierarchy.issuer, ["www.example.com", "example.com"],
+                             common_name=with_cn)
+        files = pki.write_cert_dir(certs_dir / "www.example.com", leaf, hierarchy)
+        with open_client(settings) as client:
+            result = deploy.deploy_cert(client, settings, "www.example.com", str(files["key"]),
+                                        str(files["cert"]), str(files["chain"]))
+            rows = inventory.read(client, settings, certs_dir)
+        assert result.certkey == "le-www.example.com", number
+        assert [(r.certkey, r.cert, r.serial.lstrip("0")) for r in rows] == [
+            ("le-www.example.com", "www.example.com",
+             format(leaf.cert.serial_number, "X").lstrip("0"))]
+        assert rows[0].chain_complete
