@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Daily job: let dehydrated renew every certificate of domains.txt that is due (RENEW_DAYS),
 # deploying each through hooks/ns-hook.sh, check that the appliance has every certificate
-# (ns-letsencrypt reconcile), then archive superseded files (--cleanup).
+# (ns-letsencrypt reconcile), then archive superseded files (--cleanup). When the CA offers ARI
+# (RFC 9773), the certificates its renewal windows say are due are renewed right after the
+# dehydrated run (tools/lifecycle.sh); at exit, notifications and the metrics file (run-end).
 # Run it daily from cron or the systemd timer in systemd/; it does nothing when nothing is due.
 # Config: config.sh and domains.txt in NS_LE_HOME, or else next to this script.
 # Exit status: 0 ok; 2 set-up problem; 75 another run holds the lock; else dehydrated's failure
