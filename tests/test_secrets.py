@@ -24,6 +24,7 @@ import pytest
 
 from ns_letsencrypt import cli
 from tests.ari_responder import AriResponder, window
+from tests.receiver import JsonReceiver
 from tests.test_fault_matrix import (
     HOOK,
     REPO,
@@ -34,7 +35,6 @@ from tests.test_fault_matrix import (
     hierarchy,
     staged,
 )
-from tests.receiver import JsonReceiver
 
 SECRET = "Pw-9f3c-SECRET"
 
