@@ -141,6 +141,8 @@ def test_due_when_the_window_has_opened_not_when_it_is_ahead(
     assert "explanation: https://ca.example/incident" in err
     entries = state(home)["ari"]
     assert set(entries) == {"www.example.test", "shop"}
+    assert [p.name for p in home.glob(".lifecycle-state.json.*")] == []  # renamed into place
+    assert (home / "lifecycle-state.json").stat().st_mode & 0o077 == 0
     for entry in entries.values():
         start, end = entry["window"]
         assert start <= entry["renew_at"] <= end
@@ -426,3 +428,41 @@ def test_certificates_without_a_cn_deploy_renew_and_show_up_by_their_names(
             ("le-www.example.com", "www.example.com",
              format(leaf.cert.serial_number, "X").lstrip("0"))]
         assert rows[0].chain_complete
+
+
+def test_status_prometheus_prints_the_metrics_of_the_appliance(
+        fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from ns_letsencrypt import deploy
+    from ns_letsencrypt.session import open_client
+    from tests.conftest import USER, fake_settings
+
+    hierarchy = pki.make_hierarchy()
+    leaf = pki.make_leaf(hierarchy.issuer, ["www.example.com"], common_name=False)
+    certs_dir = tmp_path / "certs"
+    files = pki.write_cert_dir(certs_dir / "www.example.com", leaf, hierarchy)
+    settings = fake_settings(fake)
+    with open_client(settings) as client:
+        deploy.deploy_cert(client, settings, "www.example.com", str(files["key"]),
+                           str(files["cert"]), str(files["chain"]))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "lifecycle-state.json").write_text(json.dumps({
+        "version": 1, "ari": {"www.example.com": {"id": "x", "renew_at": "2031-01-02T03:04:05Z"}},
+        "last_run": {"end": 1_800_000_000, "success": False}}))
+    for key, value in {"NS_LE_HOME": str(home), "NS_URL": fake.url, "NS_USER": USER,
+                       "NS_PASSWORD": PASSWORD, "NS_TLS_PIN": fake.cert_sha256,
+                       "NS_VSERVER": "web"}.items():
+        monkeypatch.setenv(key, value)
+
+    assert cli.main(["status", "--prometheus", "--certs-dir", str(certs_dir)]) == 0
+
+    text = capsys.readouterr().out
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [not_after] = families["ns_letsencrypt_certificate_not_after_timestamp_seconds"].samples
+    assert not_after.labels == {"certkey": "le-www.example.com", "cert": "www.example.com",
+                                "target": fake.url.split("://")[1]}
+    assert not_after.value == leaf.cert.not_valid_after_utc.timestamp()
+    [renewal] = families["ns_letsencrypt_certificate_renewal_timestamp_seconds"].samples
+    assert renewal.value == datetime.datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    assert families["ns_letsencrypt_last_run_success"].samples[0].value == 0.0
