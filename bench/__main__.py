@@ -27,6 +27,7 @@ SECTIONS = {
     "deploy": "bench.deploy_requests",
     "reconcile200": "bench.deploy_requests",  # its no-op reconciliation with 200 certificates
     "e2e": "bench.e2e_issuance",
+    "lifecycle": "bench.lifecycle",  # issue 13: ARI, metrics, notifications in a daily run
 }
 LARGE_RECONCILE = 200
 

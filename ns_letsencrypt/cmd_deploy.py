@@ -86,8 +86,8 @@ def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> in
 
 def _note_for_run_end(client: NitroClient, settings: Settings, certs_dir: Path,
                       result: ReconcileResult) -> None:
-    """Issue 13: in a scheduled run, keep the failures and the deployed inventory (one list
-    call) for ``run-end``'s notifications and metrics."""
+    """Issue 13: in a scheduled run, keep the failures, and the deployed inventory when metrics
+    or expiry notices need it (one list call), for ``run-end``."""
     from .lifecycle import inventory, journal
 
     if journal.run_dir() is None:
@@ -97,7 +97,8 @@ def _note_for_run_end(client: NitroClient, settings: Settings, certs_dir: Path,
         journal.record_failure(name, target, exc)
     for deployed in result.deployed:
         journal.record_deployed(deployed.name, target, deployed.certkey, deployed.serial)
-    inventory.save_for_run(inventory.read(client, settings, certs_dir))
+    if settings.metrics_file or (settings.notify and "expiry" in settings.notify_on):
+        inventory.save_for_run(inventory.read(client, settings, certs_dir))
 
 
 def _dehydrated_paths(args: argparse.Namespace) -> tuple[Path, Path]:
