@@ -97,7 +97,7 @@ def _note_for_run_end(client: NitroClient, settings: Settings, certs_dir: Path,
         journal.record_failure(name, target, exc)
     for deployed in result.deployed:
         journal.record_deployed(deployed.name, target, deployed.certkey, deployed.serial)
-    if settings.metrics_file or (settings.notify and "expiry" in settings.notify_on):
+    if inventory.needed(settings):
         inventory.save_for_run(inventory.read(client, settings, certs_dir))
 
 

@@ -154,7 +154,7 @@ def run_run_end(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
 
 def _inventory(settings: Settings, certs_dir: Optional[Path]) -> Optional[list[inventory.Deployed]]:
     rows = inventory.saved_for_run()
-    if rows is not None or not (settings.metrics_file or "expiry" in settings.notify_on):
+    if rows is not None or not inventory.needed(settings):
         return rows
     from ..session import open_client  # reconcile did not run (an earlier step failed)
 

@@ -38,6 +38,11 @@ class Deployed:
     chain_complete: bool
 
 
+def needed(settings: Settings) -> bool:
+    """Whether the run's end uses the inventory: for metrics, or for expiry notices."""
+    return bool(settings.metrics_file or (settings.notify and "expiry" in settings.notify_on))
+
+
 def target_of(settings: Settings) -> str:
     """The appliance as a label: the host (and port) of NS_URL."""
     return urlsplit(settings.url).netloc or settings.url
