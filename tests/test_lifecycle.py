@@ -267,7 +267,7 @@ def test_ca_unreachable_is_a_clear_error(home: Path, responder: AriResponder,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     (home / "config.sh").write_text(f'CA="{responder.directory}"\n')  # no --cacert: untrusted
 
-    assert cli.main(["ca"]) == 1
+    assert cli.main(["ca"]) == 3  # the CA could not be reached (its TLS is not trusted)
     err = capsys.readouterr().err
     assert "GET " + responder.directory in err and "CURL_OPTS" in err
     assert "Traceback" not in err

@@ -130,6 +130,8 @@ def test_cron_renews_the_certificate_whose_ari_window_opened(
         assert served(ns)["le-shop.example.test"] == shop.lstrip("0")
     assert receiver.messages == []  # successful runs notify nobody by default
 
+    assert metrics_file.stat().st_mode & 0o777 == 0o644  # node_exporter runs as another user
+    assert [p.name for p in metrics_file.parent.iterdir()] == [metrics_file.name]
     families = {f.name: f for f in text_string_to_metric_families(metrics_file.read_text())}
     not_after = {s.labels["certkey"]: s.value for s in
                  families["ns_letsencrypt_certificate_not_after_timestamp_seconds"].samples}

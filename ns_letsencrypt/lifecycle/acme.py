@@ -13,13 +13,15 @@ from typing import Any, Optional, Union
 
 import requests
 
-from ..errors import NsLeError
+from ..errors import ExitStatus, NsLeError
 
 TIMEOUT = (5.0, 20.0)
 
 
 class AcmeHttpError(NsLeError):
     """The CA could not be asked, or answered something unusable."""
+
+    exit_status = ExitStatus.CONNECT
 
     def __init__(self, message: str, hint: Optional[str] = None,
                  retry_after: Optional[str] = None) -> None:

@@ -11,7 +11,7 @@ is the library's. Gauges, labelled ``certkey``, ``cert`` (dehydrated's name, "" 
 
 and per run (no labels): ``ns_letsencrypt_last_run_end_timestamp_seconds`` and
 ``ns_letsencrypt_last_run_success`` (1 or 0). The file is written to a temporary name in its
-directory and renamed (``write_to_textfile``), as node_exporter's textfile collector needs.
+directory (starting with ".", which the textfile collector skips) and renamed, readable by all.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from .inventory import Deployed
+from .state import write_atomically
 
 LABELS = ("certkey", "cert", "target")
 
@@ -60,5 +61,6 @@ def render(reg: CollectorRegistry) -> str:
 
 
 def write(path: Path, reg: CollectorRegistry) -> None:
-    """Write the file atomically (temporary file in the same directory, then rename)."""
-    write_to_textfile(str(path), reg)
+    """Write the file atomically (temporary file in the same directory, then rename), mode
+    644 whatever the umask (the systemd unit's is 077): node_exporter runs as another user."""
+    write_atomically(path, render(reg), 0o644)
