@@ -106,8 +106,17 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
         changed = _issued_this_run() or (result is not None and result.changed)
         deploy.finish_run(client, settings, changed)
     if result is not None:
+        _note_failures(settings, result)
         result.raise_for_failures()
     return 0
+
+
+def _note_failures(settings: Settings, result: reconcile.ReconcileResult) -> None:
+    """Issue 13: keep the failures of a failed run's reconciliation for its notification."""
+    from .lifecycle import inventory, journal
+
+    for name, exc in result.failures:
+        journal.record_failure(name, inventory.target_of(settings), exc)
 
 
 def _sweep(client: NitroClient, settings: Settings, where: str) -> None:

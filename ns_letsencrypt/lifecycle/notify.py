@@ -72,13 +72,14 @@ def failure_message(failures: Sequence[dict[str, Any]], exit_status: int) -> tup
     """Title and body of the one message of a failed run."""
     host = socket.gethostname()
     title = f"ns-letsencrypt: run failed on {host} (exit status {exit_status})"
-    lines = []
+    lines: list[str] = []
     for item in failures:
         line = (f"- {item.get('cert', '?')} on {item.get('target', '?')}: step "
                 f"{item.get('step', '?')}: {item.get('error', '')}")
         if item.get("hint"):
             line += f" (hint: {item['hint']})"
-        lines.append(line)
+        if line not in lines:  # the hook and exit_hook's reconciliation may both report one
+            lines.append(line)
     if not lines:
         lines.append("- no certificate failed by itself: dehydrated or the set-up failed; "
                      "see the run's log")
