@@ -250,9 +250,9 @@ def unchanged_cert(args: Sequence[str], load_settings: SettingsLoader) -> int:
 
 def _deploy_certificate(hook: str, args: Sequence[str], load_settings: SettingsLoader) -> int:
     domain, keyfile, certfile, _fullchain, chainfile = [*args, "", "", "", "", ""][:5]
-    settings = load_settings()
     from .lifecycle import inventory, journal  # issue 13: what the run's end reports
 
+    settings = load_settings()
     cert_name = os.environ.get("alias") or domain
     try:
         with open_client(settings) as client:

@@ -211,6 +211,17 @@ def test_a_broken_answer_is_logged_and_ignored(
         n: e["renew_at"] for n, e in before.items()}  # the earlier choice stands
 
 
+def test_retry_after_of_an_error_answer_is_honoured_too(
+        home: Path, responder: AriResponder, capsys: pytest.CaptureFixture[str]) -> None:
+    responder.answer = lambda _id: (503, {"Retry-After": "600"}, b"busy")
+    assert run_ari(capsys)[:2] == (0, "")
+    assert len(responder.asked) == 2
+
+    responder.answer = lambda _id: window(-1, 0.5)
+    assert run_ari(capsys)[:2] == (0, "")
+    assert len(responder.asked) == 2  # not asked again within the 10 minutes
+
+
 def test_a_ca_without_renewal_info_changes_nothing(
         home: Path, responder: AriResponder, capsys: pytest.CaptureFixture[str]) -> None:
     responder.offer_ari = False

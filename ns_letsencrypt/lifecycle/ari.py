@@ -18,7 +18,8 @@ directory has ``renewalInfo`` and NS_ARI is on, this module
 
 A broken answer (HTTP error, not JSON, a window that ends before it starts) is logged and
 ignored: the certificate keeps its earlier choice, if any, and dehydrated's RENEW_DAYS applies
-as without ARI. Nothing here changes the exit status of a run.
+as without ARI; the next run asks again (sooner only if the answer had a Retry-After, which is
+honoured). Nothing here changes the exit status of a run.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ class Planner:
         except acme.AcmeHttpError as exc:
             logger.warning("ARI %s: %s; ignored (RENEW_DAYS decides as without ARI)", name,
                            exc.message)
+            if exc.retry_after is not None:  # e.g. 503 when rate limited: wait as asked
+                entry["next_check"] = _iso(self.now + retry_after_delay(exc.retry_after,
+                                                                        self.now))
             return entry
         span = [_iso(window.start), _iso(window.end)]
         if entry.get("window") != span or "renew_at" not in entry:
