@@ -414,3 +414,32 @@ COMMANDS["migrate-config"] = (
     _configure_migrate,
     _run_migrate,
 )
+
+
+# -- issue 13, certificate lifecycle (ns_letsencrypt/lifecycle/) ---------------------------
+
+
+def _lifecycle_command(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Command]:
+    def configure(parser: argparse.ArgumentParser) -> None:
+        from .lifecycle import commands
+
+        getattr(commands, f"configure_{name}")(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from .lifecycle import commands
+
+        result: int = getattr(commands, f"run_{name}")(args, lambda: _settings(args))
+        return result
+
+    return configure, run
+
+
+COMMANDS["ari"] = (
+    "check each certificate's ACME Renewal Information (RFC 9773); --due prints the "
+    "domains.txt lines to renew now", *_lifecycle_command("ari"))
+COMMANDS["ca"] = (
+    "show what the configured CA's directory offers: profiles, ARI, EAB, terms of service",
+    *_lifecycle_command("ca"))
+COMMANDS["run-end"] = (
+    "end of a scheduled run: notifications (NS_NOTIFY), metrics (NS_METRICS_FILE), state; "
+    "always exits 0", *_lifecycle_command("run_end"))

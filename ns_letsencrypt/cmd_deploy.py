@@ -17,7 +17,8 @@ from typing import Any, Callable
 from .config import Settings
 from .deploy import Deployer, DeployResult, deploy_cert, finish_run
 from .errors import ConfigError, DeployError
-from .reconcile import reconcile
+from .nitro import NitroClient
+from .reconcile import ReconcileResult, reconcile
 from .session import open_client
 
 SettingsLoader = Callable[[], Settings]
@@ -96,10 +97,28 @@ def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> in
         else:
             result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
         saved = finish_run(client, settings, result.changed)
+        _note_for_run_end(client, settings, certs_dir, result)
     _print(result.deployed, saved, args.json, checked=len(result.checked),
            failed=[name for name, _ in result.failures])
     result.raise_for_failures()
     return 0
+
+
+def _note_for_run_end(client: NitroClient, settings: Settings, certs_dir: Path,
+                      result: ReconcileResult) -> None:
+    """Issue 13: in a scheduled run, keep the failures, and the deployed inventory when metrics
+    or expiry notices need it (one list call), for ``run-end``."""
+    from .lifecycle import inventory, journal
+
+    if journal.run_dir() is None:
+        return
+    target = inventory.target_of(settings)
+    for name, exc in result.failures:
+        journal.record_failure(name, target, exc)
+    for deployed in result.deployed:
+        journal.record_deployed(deployed.name, target, deployed.certkey, deployed.serial)
+    if inventory.needed(settings):
+        inventory.save_for_run(inventory.read(client, settings, certs_dir))
 
 
 def _dehydrated_paths(args: argparse.Namespace) -> tuple[Path, Path]:

@@ -43,6 +43,7 @@ PREFLIGHT_MODES = ("on", "warn", "off")
 VERIFY_SERVED_MODES = ("on", "warn", "off")
 SAVE_MODES = ("always", "changed", "never")
 AUTH_MODES = ("auto", "session", "header")
+NOTIFY_EVENTS = ("failure", "expiry", "renewal")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ class Settings:
     dns_ttl: int = 60  # NS_DNS_TTL: seconds
     dns_wait: float = 120.0  # NS_DNS_WAIT: seconds until every server shows the values
     dns_nameservers: tuple[str, ...] = ()  # NS_DNS_NAMESERVERS: host[:port] ... to poll
+    # -- issue 13, certificate lifecycle (ns_letsencrypt/lifecycle/) --
+    ari: bool = True  # NS_ARI: on | off, follow the CA's ACME Renewal Information (RFC 9773)
+    notify: tuple[str, ...] = field(default=(), repr=False)  # NS_NOTIFY: apprise URLs (secret)
+    notify_on: frozenset[str] = frozenset({"failure", "expiry"})  # NS_NOTIFY_ON
+    metrics_file: Optional[str] = None  # NS_METRICS_FILE: node_exporter textfile (*.prom)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # field name -> where its value came from ("flag", "env NS_URL", ".env /x/.env", ...)
 
@@ -128,6 +134,8 @@ def load_settings(
         _legacy_layer(_pick_file(legacy_file, home / "mynsconfig.py"), problems),
     ]
     secrets = [layer["NS_PASSWORD"].value for layer in layers if "NS_PASSWORD" in layer]
+    secrets += [url for layer in layers if "NS_NOTIFY" in layer  # issue 13: URLs hold tokens
+                for url in layer["NS_NOTIFY"].value.split()]
     settings = _settings_from(layers, problems, secrets)
     if settings is None:  # there were problems
         raise ConfigError(
@@ -138,8 +146,9 @@ def load_settings(
 
 
 def redact(text: str, settings: Settings) -> str:
-    """``text`` with the NITRO password (also URL- or JSON-escaped) replaced by ``***``."""
-    return _redact(text, [settings.password])
+    """``text`` with the NITRO password and the NS_NOTIFY URLs (also URL- or JSON-escaped)
+    replaced by ``***``."""
+    return _redact(text, [settings.password, *settings.notify])
 
 
 def _redact(text: str, secrets: list[str]) -> str:
@@ -492,6 +501,35 @@ def _check_dns(values: Mapping[str, Any], at: Callable[[str], str],
                         "(adns, rfc2136 or lexicon:<provider>)")
 
 
+def _parse_notify(raw: _Raw) -> tuple[str, ...]:
+    """apprise URLs separated by whitespace. They hold tokens: a message never shows one."""
+    urls = tuple(raw.value.split())
+    for number, url in enumerate(urls, start=1):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", url):
+            raise _Invalid(f"entry {number} is not a URL such as json://host/path or "
+                           "mailtos://user:pass@host (value not shown: it may hold a secret)")
+    return urls
+
+
+def _parse_notify_on(raw: _Raw) -> frozenset[str]:
+    events = [part for part in re.split(r"[\s,]+", raw.value.strip().lower()) if part]
+    unknown = [event for event in events if event not in NOTIFY_EVENTS]
+    if unknown:
+        raise _Invalid(f"must be any of {', '.join(NOTIFY_EVENTS)}, separated by commas, got "
+                       f"{_shown(raw.value.strip())}")
+    return frozenset(events)
+
+
+def _parse_metrics_file(raw: _Raw) -> str:
+    path = raw.file_path()
+    if path.suffix != ".prom":
+        raise _Invalid(f"must end in .prom (node_exporter's textfile collector reads only "
+                       f"those), got {_shown(str(path))}")
+    if not path.parent.is_dir():
+        raise _Invalid(f"{path.parent} is not a directory")
+    return str(path)
+
+
 # NS_* name -> (Settings field, parser). NS_PASSWORD(_FILE) are resolved separately.
 _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_URL": ("url", _parse_url),
@@ -527,6 +565,11 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_DNS_TTL": ("dns_ttl", _int_in(1, 86400)),
     "NS_DNS_WAIT": ("dns_wait", _parse_seconds),
     "NS_DNS_NAMESERVERS": ("dns_nameservers", _parse_nameservers),
+    # issue 13, certificate lifecycle
+    "NS_ARI": ("ari", lambda raw: _choice(("on", "off"))(raw) == "on"),
+    "NS_NOTIFY": ("notify", _parse_notify),
+    "NS_NOTIFY_ON": ("notify_on", _parse_notify_on),
+    "NS_METRICS_FILE": ("metrics_file", _parse_metrics_file),
 }
 SETTING_NAMES = frozenset(_PARSERS) | {"NS_PASSWORD", "NS_PASSWORD_FILE"}
 # Room a certkey name needs after the prefix: at least one character, "-" and the hash.

@@ -92,8 +92,8 @@ def load_bundle(
     for child, parent in zip(parent_of, chain):
         if not certs.issued_by(child, parent):
             raise InputError(
-                f"{chainfile}: certificate '{parent.common_name}' did not issue "
-                f"'{child.common_name}' (chain out of order or for another certificate)",
+                f"{chainfile}: certificate '{parent.primary_name}' did not issue "
+                f"'{child.primary_name}' (chain out of order or for another certificate)",
                 hint="pass dehydrated's chain.pem of the same certificate",
             )
     if not chain:

@@ -114,8 +114,17 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
         changed = _issued_this_run() or (result is not None and result.changed)
         deploy.finish_run(client, settings, changed)
     if result is not None:
+        _note_failures(settings, result)
         result.raise_for_failures()
     return 0
+
+
+def _note_failures(settings: Settings, result: reconcile.ReconcileResult) -> None:
+    """Issue 13: keep the failures of a failed run's reconciliation for its notification."""
+    from .lifecycle import inventory, journal
+
+    for name, exc in result.failures:
+        journal.record_failure(name, inventory.target_of(settings), exc)
 
 
 def _sweep(client: NitroClient, settings: Settings, where: str) -> None:
@@ -268,11 +277,22 @@ def unchanged_cert(args: Sequence[str], load_settings: SettingsLoader) -> int:
 
 def _deploy_certificate(hook: str, args: Sequence[str], load_settings: SettingsLoader) -> int:
     domain, keyfile, certfile, _fullchain, chainfile = [*args, "", "", "", "", ""][:5]
+    from .lifecycle import inventory, journal  # issue 13: what the run's end reports
+
     settings = load_settings()
-    with open_client(settings) as client:
-        # dehydrated exports the certificate's alias (its directory name) to the hook.
-        result = deploy.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
-                                    alias=os.environ.get("alias") or None, report_unsaved=False)
+    cert_name = os.environ.get("alias") or domain
+    try:
+        with open_client(settings) as client:
+            # dehydrated exports the certificate's alias (its directory name) to the hook.
+            result = deploy.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
+                                        alias=os.environ.get("alias") or None,
+                                        report_unsaved=False)
+    except NsLeError as exc:
+        journal.record_failure(cert_name, inventory.target_of(settings), exc)
+        raise
+    if hook == "deploy_cert":
+        journal.record_deployed(cert_name, inventory.target_of(settings), result.certkey,
+                                result.serial)
     logger.info("%s: %s -> certkey %s (%s)", hook, result.name, result.certkey, result.action)
     return 0
 

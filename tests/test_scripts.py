@@ -35,6 +35,7 @@ CRON = REPO / "ns-cronjob.sh"
 FORCE = REPO / "ns-forcerenew.sh"
 COMMON = REPO / "tools" / "common.sh"
 RUNLOG = REPO / "tools" / "runlog.sh"
+LIFECYCLE = REPO / "tools" / "lifecycle.sh"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} ")
 # What the scripts need from PATH, without dehydrated.
 TOOLS = ("bash", "readlink", "dirname", "basename", "flock", "mkdir", "mktemp", "rm", "sed",
@@ -72,6 +73,7 @@ class Install:
             shutil.copy2(script, self.code / script.name)
         shutil.copy2(COMMON, self.code / "tools" / "common.sh")
         shutil.copy2(RUNLOG, self.code / "tools" / "runlog.sh")
+        shutil.copy2(LIFECYCLE, self.code / "tools" / "lifecycle.sh")
         (self.code / "dehydrated").mkdir()  # the submodule, not checked out
         self.home = tmp / "home"
         self.home.mkdir()
@@ -95,6 +97,15 @@ class Install:
         return (f"{self.python} -m ns_letsencrypt reconcile "
                 f"--domains-txt {domains_txt or self.home / 'domains.txt'} "
                 f"--certs-dir {certs_dir or self.home / 'certs'}")
+
+    def ari_call(self) -> str:
+        """How ns-cronjob.sh asks which certificates ARI says to renew (issue 13)."""
+        return f"{self.python} -m ns_letsencrypt ari --due --config {self.home / 'config.sh'}"
+
+    def run_end_call(self, status: int = 0) -> str:
+        """How ns-cronjob.sh ends a run: notifications and metrics (issue 13)."""
+        return (f"{self.python} -m ns_letsencrypt run-end --exit-status {status} "
+                f"--certs-dir {self.home / 'certs'}")
 
     def run(self, script: str, *args: str, env: Optional[dict[str, str]] = None,
             wait: bool = True) -> Any:
@@ -123,8 +134,10 @@ def test_cronjob_renews_then_archives_with_timestamped_logs(inst: Install) -> No
     assert result.returncode == 0, result.stderr
     config = inst.home / "config.sh"
     assert inst.calls() == [f"{inst.path_dehydrated} --cron --config {config}",
+                            inst.ari_call(),
                             inst.reconcile_call(),
-                            f"{inst.path_dehydrated} --cleanup --config {config}"]
+                            f"{inst.path_dehydrated} --cleanup --config {config}",
+                            inst.run_end_call()]
     assert (inst.home / ".acme-challenges").is_dir()
     assert (result.stdout, result.stderr) == ("", "")  # quiet: nothing changed, nothing said
     lines = (inst.home / "log" / "ns-letsencrypt.log").read_text().splitlines()
@@ -238,7 +251,8 @@ def test_dehydrated_failure_is_the_exit_status(inst: Install) -> None:
     result = inst.run("ns-cronjob.sh")
 
     assert result.returncode == 3
-    assert len(inst.calls()) == 1  # no --cleanup after a failed run
+    # no --cleanup after a failed run; its end is still reported (notifications, metrics)
+    assert inst.calls()[1:] == [inst.run_end_call(3)]
     err = result.stderr.splitlines()
     assert any(STAMP.match(line) and line.endswith("ERROR: Challenge is invalid") for line in err)
     assert "dehydrated --cron failed with exit status 3" in result.stderr
@@ -251,7 +265,8 @@ def test_failed_reconcile_is_the_exit_status(inst: Install, script: str) -> None
     result = inst.run(script)
 
     assert result.returncode == 8
-    assert inst.calls()[-1] == inst.reconcile_call()  # and no --cleanup after it
+    calls = [call for call in inst.calls() if " ari " not in call and " run-end " not in call]
+    assert calls[-1] == inst.reconcile_call()  # and no --cleanup after it
     assert "deploy failed at step 'add certkey'" in result.stderr
     assert "ns-letsencrypt reconcile failed with exit status 8" in result.stderr
 
@@ -289,7 +304,8 @@ def test_reconcile_finds_python_like_the_hook(inst: Install, tmp_path: Path, cas
 
     assert result.returncode == 0, result.stderr
     used = {"explicit": explicit, "venv": venv, "path": on_path}[case]
-    assert (tmp_path / "py.log").read_text() == f"{used} PYTHONPATH={inst.code}\n"
+    calls = (tmp_path / "py.log").read_text().splitlines()  # ari, reconcile, run-end
+    assert calls == [f"{used} PYTHONPATH={inst.code}"] * 3
 
 
 def test_missing_config_is_a_setup_error(inst: Install) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 
 from ns_letsencrypt import cli
+from tests.ari_responder import AriResponder, window
+from tests.receiver import JsonReceiver
 from tests.test_fault_matrix import (
     HOOK,
     REPO,
@@ -73,11 +75,32 @@ def dehydrated_tree(stage: Stage, files: dict[str, Path]) -> Path:
         (site / name).write_bytes(files[key].read_bytes())
     (site / "privkey.pem").chmod(0o600)
     (base / "domains.txt").write_text(f"{SITE}\n")
-    (base / "config.sh").write_text('CONTACT_EMAIL="${NS_LE_CONTACT_EMAIL:-}"\n')
+    (base / "config.sh").write_text('CONTACT_EMAIL="${NS_LE_CONTACT_EMAIL:-}"\n'
+                                    + stage.memo.get("config.sh", ""))
     stub = base / "dehydrated-stub"
     stub.write_text("#!/bin/sh\necho \"registered: $*\"\n")
     stub.chmod(0o755)
     return base
+
+
+@pytest.fixture
+def lifecycle(stage: Stage) -> Iterator[JsonReceiver]:
+    """Issue 13: an ARI responder as the CA of config.sh and a json:// receiver whose URL
+    holds the password as its token; run-end then sends failure and renewal messages."""
+    cert, key = stage.tmp / "ca-tls.pem", stage.tmp / "ca-tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    run_dir = stage.tmp / "run"
+    run_dir.mkdir()
+    with AriResponder(cert, key) as responder, JsonReceiver() as receiver:
+        responder.answer = lambda _id: window(-1, 0.5, explanation="https://ca.example/x")
+        stage.memo["config.sh"] = (f'CA="{responder.directory}"\n'
+                                   f'CURL_OPTS="--cacert {cert}"\n')
+        stage.env.update(NS_NOTIFY=f"json://hook:{SECRET}@127.0.0.1:{receiver.port}/n",
+                         NS_NOTIFY_ON="failure,expiry,renewal", NS_LE_RUN_DIR=str(run_dir),
+                         NS_METRICS_FILE=str(stage.tmp / "m.prom"))
+        yield receiver
 
 
 def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
@@ -131,10 +154,13 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
         ("hook", ["-vv", "hook", "exit_hook", ""]),
         ("migrate-config", ["-vv", "--legacy-config", str(legacy), "--env-file",
                             str(legacy.parent / ".env"), "migrate-config"]),
+        ("ari", ["-vv", "ari", "--due"]),
+        ("ca", ["-vv", "ca"]),
+        ("run-end", ["-vv", "run-end", "--exit-status", "8", "--certs-dir", str(base / "certs")]),
     ]
 
 
-def test_every_command_keeps_the_secrets(stage: Stage) -> None:
+def test_every_command_keeps_the_secrets(stage: Stage, lifecycle: JsonReceiver) -> None:
     runs = command_runs(stage)
     assert set(cli.COMMANDS) <= {name for name, _ in runs}, "a command is not covered here"
     fragments = key_fragments(stage.memo["key"])
@@ -147,6 +173,9 @@ def test_every_command_keeps_the_secrets(stage: Stage) -> None:
     failed = {argv: status for argv, status in statuses.items() if status not in (0,)}
     # status answers by the monitoring convention and may warn; everything else succeeded
     assert all(argv.startswith("status") for argv in failed), failed
+    assert [m["title"].split(":")[0] for m in lifecycle.messages] == ["ns-letsencrypt"] * 2
+    assert_no_secret({f"message {m['title']}": m["message"] for m in lifecycle.messages},
+                     fragments)
 
 
 @pytest.mark.parametrize("failure", ["wrong-password", "upload-refused", "appliance-down",

@@ -161,9 +161,11 @@ nsle_run_dir() {
   trap nsle_end_run EXIT
 }
 
-# The EXIT trap: forget everything this run kept (see nsle_run_dir).
+# The EXIT trap: forget everything this run kept (see nsle_run_dir). $1: the script's exit
+# status, when an earlier part of the trap (tools/lifecycle.sh) has changed $?.
 nsle_end_run() {
-  nsle_report "$?"  # runlog.sh: what a quiet run has to say, before its transcript goes
+  local rc=$?
+  nsle_report "${1:-$rc}"  # runlog.sh: what a quiet run has to say, before its transcript goes
   if [[ -n "${NS_LE_RUN_DIR:-}" && -d "$NS_LE_RUN_DIR" ]]; then
     rm -rf -- "$NS_LE_RUN_DIR"
   fi
