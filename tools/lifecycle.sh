@@ -41,12 +41,12 @@ nsle_lifecycle_end() {
 nsle_ari_renew() {
   local subset="$NS_LE_RUN_DIR/ari-domains.txt" rc
   # stdout (the lines to force) goes to the file, stderr (the log) is timestamped
-  { nsle_py ari --due --config "$NSLE_CONFIG" 2>&1 1>&3 3>&- | nsle_stamp >&2; } 3>"$subset" || {
+  { nsle_py ari --due --config "$NSLE_CONFIG" 2>&1 1>&3 3>&- | nsle_emit 2; } 3>"$subset" || {
     nsle_err "ns-letsencrypt ari failed with exit status $?; RENEW_DAYS decides as without ARI"
     return 0
   }
   [[ -s "$subset" ]] || return 0
-  nsle_log "ARI: renewing now: $(paste -sd';' "$subset")"
+  nsle_change "ARI: renewing now: $(paste -sd';' "$subset")"
   nsle_run "$NSLE_DEHYDRATED" --cron --force --config "$NSLE_CONFIG" --domains-txt "$subset" || {
     rc=$?
     nsle_err "dehydrated --cron --force (ARI renewal) failed with exit status $rc; see above"

@@ -65,6 +65,15 @@ nsle_warn() {
   fi
 }
 
+# A change of the scripts themselves (e.g. an ARI renewal started): logged like any line, and
+# one of the lines a quiet run prints at its end.
+nsle_change() {
+  nsle_log "$*"
+  if [[ -n "${NS_LE_RUN_DIR:-}" && -d "$NS_LE_RUN_DIR" ]]; then
+    printf '%s\n' "$*" >>"$NS_LE_RUN_DIR/changes"
+  fi
+}
+
 # Start this run's transcript (in NS_LE_RUN_DIR) and open the log file: NS_LOG_FILE (relative
 # to the home directory $1; default log/ns-letsencrypt.log there; "off": no log file). A log
 # larger than NS_LOG_MAX_KB (default 1024) at the start of a run becomes <log>.1, replacing
