@@ -8,7 +8,7 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e)
+                                     # reconcile200 e2e runs)
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SECTIONS = {
     "deploy": "bench.deploy_requests",
     "reconcile200": "bench.deploy_requests",  # its no-op reconciliation with 200 certificates
     "e2e": "bench.e2e_issuance",
+    "runs": "bench.run_requests",  # whole runs through the cron scripts: request budgets
 }
 LARGE_RECONCILE = 200
 
