@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.test_scripts import CRON, e2e_home, served_serials
 
 pytest_plugins = ["tests.stack"]
@@ -91,3 +93,25 @@ def test_a_killed_run_leaves_no_session_behind_after_the_next_run(acme: Any, ns:
     assert not leftovers(acme.tmp) and not (home / ".ns-letsencrypt.run").exists()
     assert not ns.state.sessions  # the killed run's session was logged out, and this run's
     assert logins_and_logouts(ns, before) == (1, 2)
+
+
+@pytest.mark.parametrize("broken", ["vserver", "responder"])
+def test_challenge_checks_moved_out_of_startup_still_stop_the_run_before_validation(
+        acme: Any, ns: Any, broken: str) -> None:
+    _, env = e2e_home(acme, "www.example.test\n")
+    if broken == "vserver":
+        env["NS_VSERVER"] = "no-such-vserver"
+    else:
+        ns.set_feature("RESPONDER", False)
+
+    result = cron(env)
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Responding to challenge" not in output  # the CA was never asked to validate
+    assert ("no lb vserver named 'no-such-vserver'" if broken == "vserver"
+            else "the RESPONDER feature is disabled") in result.stderr
+    assert ns.dataplane_requests == []
+    assert not [r for r in ns.writes() if r.resource.startswith("responder")]
+    assert logins_and_logouts(ns) == (1, 1)
+    assert not ns.state.sessions and not leftovers(acme.tmp)
