@@ -9,8 +9,9 @@ Scenarios and budgets (issue 13):
 - ``first_issuance_1_name``: a new certificate for one name - at most 24 requests;
 - ``first_issuance_5_names``: a new certificate for five names - at most 24;
 - ``day_without_renewals``: the next daily run, nothing due - at most 8;
-- ``forced_renewal_new_issuer``: pebble restarted with two intermediates (a new issuer), then
-  ``ns-forcerenew.sh NAME`` - at most 30.
+- ``forced_renewal_new_issuer``: a certificate issued through two intermediates, pebble
+  restarted (a new root and new intermediates: a new issuer), then ``ns-forcerenew.sh NAME``:
+  two new CA certkeys, the old two removed - at most 30.
 
 Each scenario also reports its logins and logouts and the request sequence. ``wall`` compares
 a 1-name ``dehydrated -c`` through our hook (inside a run directory, as the scripts run it, the
