@@ -30,14 +30,20 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from . import appliance, challenge, deploy, reconcile, runstate
+from . import appliance, challenge, runstate
 from .config import Settings
 from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError, NsLeError
 from .nitro import NitroClient
 from .report import Check
 from .session import open_client
+
+if TYPE_CHECKING:
+    from . import reconcile
+
+# deploy and reconcile (and cryptography with them) are imported where a certificate is
+# handled: the challenge hooks start one Python process each and should not pay for them.
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +119,8 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     error = args[0] if args else ""
     if error:
         logger.error("dehydrated reported: %s", error)
+    from . import deploy
+
     settings = load_settings()
     script_reconciles = not error and os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
     run = runstate.current(settings)
@@ -156,6 +164,8 @@ def _sweep(client: NitroClient, settings: Settings, where: str) -> bool:
 def _reconcile(client: NitroClient, settings: Settings,
                run: Optional[runstate.RunState]) -> Optional[reconcile.ReconcileResult]:
     """Reconcile the certificates of ``$BASEDIR/domains.txt`` (None when there is none)."""
+    from . import deploy, reconcile
+
     domains = _domains_file()
     if domains is None:
         logger.debug("no $BASEDIR/domains.txt: nothing to reconcile")
@@ -307,6 +317,8 @@ def unchanged_cert(args: Sequence[str], load_settings: SettingsLoader) -> int:
 
 
 def _deploy_certificate(hook: str, args: Sequence[str], load_settings: SettingsLoader) -> int:
+    from . import deploy
+
     domain, keyfile, certfile, _fullchain, chainfile = [*args, "", "", "", "", ""][:5]
     settings = load_settings()
     # dehydrated exports the certificate's alias (its directory name) to the hook.
