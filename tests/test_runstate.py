@@ -126,3 +126,17 @@ def test_without_a_run_directory_each_process_logs_in_and_out(fake: Any) -> None
         with open_client(settings) as client:
             client.get("nsversion")
     assert (count(fake, "login"), count(fake, "logout"), count(fake, "nsversion")) == (2, 2, 2)
+
+
+def test_a_refused_session_timeout_falls_back_to_the_appliance_default(fake: Any,
+                                                                      run_dir: Path) -> None:
+    # e.g. restricted timeouts: the user's own limit applies and our value is out of range
+    fake.inject(method="POST", resource="login", kind="error", status=599, errorcode=1219,
+                message="Invalid Timeout [timeout, 600]")
+    state = state_for(fake, run_dir)
+    with open_client(fake_settings(fake), run=state) as client:
+        client.get("nsversion")
+
+    assert count(fake, "login") == 2
+    token = state.load_token()
+    assert token is not None and fake.state.sessions[token].timeout == fake.state.session_timeout
