@@ -8,7 +8,7 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e bind certbot quiet dns01 lifecycle)
+                                     # reconcile200 e2e bind certbot quiet dns01 lifecycle runs)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ SECTIONS = {
     "quiet": "bench.quiet_runs",  # issue 14: what a scheduled run prints and logs
     "dns01": "bench.dns01",  # issue 11: dns-01 deploy+clean and wildcard issuance
     "lifecycle": "bench.lifecycle",  # issue 13: ARI, metrics, notifications in a daily run
+    "runs": "bench.run_requests",  # whole runs through the cron scripts: request budgets
 }
 LARGE_RECONCILE = 200
 

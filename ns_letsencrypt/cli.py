@@ -443,3 +443,26 @@ COMMANDS["ca"] = (
 COMMANDS["run-end"] = (
     "end of a scheduled run: notifications (NS_NOTIFY), metrics (NS_METRICS_FILE), state; "
     "always exits 0", *_lifecycle_command("run_end"))
+
+
+# -- end-run: one NITRO session per scheduled run (issue 13); the cron scripts end it ----
+
+
+def _configure_end_run(parser: argparse.ArgumentParser) -> None:
+    from .endrun import configure
+
+    configure(parser)
+
+
+def _run_end_run(args: argparse.Namespace) -> int:
+    from .endrun import run
+
+    return run(args, lambda: _settings(args))
+
+
+COMMANDS["end-run"] = (
+    "log out of the NITRO session a scheduled run kept open (the cron scripts' exit trap "
+    "runs it)",
+    _configure_end_run,
+    _run_end_run,
+)

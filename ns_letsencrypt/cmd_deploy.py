@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from . import runstate
 from .config import Settings
 from .deploy import Deployer, DeployResult, deploy_cert, finish_run
 from .errors import ConfigError, DeployError
@@ -85,17 +86,23 @@ def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> in
         from .certbot import lineages
 
         lineages(certbot_dir)  # a wrong directory fails before the settings are loaded
+        certs_dir = certbot_dir / "live"  # <lineage>/cert.pem, as dehydrated's CERTDIR
     settings = load_settings()
     # After a scripted dehydrated run, startup_hook already reported unsaved changes.
     scripted = os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
-    with open_client(settings) as client:
+    run = runstate.current(settings)  # after a scripted run: its session and inventory
+    with open_client(settings, run=run) as client:
         deployer = Deployer(client, settings, with_files=True, report_unsaved=not scripted)
-        if certbot_dir is not None:
-            from .certbot import reconcile_lineages
+        runstate.seed_inventory(run, deployer, with_files=True)
+        try:
+            if certbot_dir is not None:
+                from .certbot import reconcile_lineages
 
-            result = reconcile_lineages(settings, certbot_dir, deployer)
-        else:
-            result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
+                result = reconcile_lineages(settings, certbot_dir, deployer)
+            else:
+                result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
+        finally:
+            runstate.keep_inventory(run, deployer)
         saved = finish_run(client, settings, result.changed)
         _note_for_run_end(client, settings, certs_dir, result)
     _print(result.deployed, saved, args.json, checked=len(result.checked),

@@ -132,12 +132,14 @@ class Inventory:
     def load(cls, client: NitroClient, settings: Settings, *, with_files: bool) -> Inventory:
         items = client.get("sslcertkey", attrs=_CERTKEY_ATTRS)
         found = {str(item["certkey"]): item for item in items if item.get("certkey")}
-        files = None
-        if with_files:
-            listing = client.get("systemfile", args={"filelocation": settings.cert_path})
-            files = {str(f.get("filename")) for f in listing if "DIRECTORY" not in
-                     (f.get("filemode") or [])}
-        return cls(found, files)
+        return cls(found, cls.list_files(client, settings) if with_files else None)
+
+    @staticmethod
+    def list_files(client: NitroClient, settings: Settings) -> set[str]:
+        """The file names in the certificate directory (one GET)."""
+        listing = client.get("systemfile", args={"filelocation": settings.cert_path})
+        return {str(f.get("filename")) for f in listing if "DIRECTORY" not in
+                (f.get("filemode") or [])}
 
     def find_certificate(self, cert: certs.Certificate) -> Optional[str]:
         """The certkey holding this certificate (same serial and names), under any name."""
@@ -338,6 +340,16 @@ class Deployer:
         if self._inventory is None:
             self._inventory = Inventory.load(self.client, self.settings,
                                              with_files=self._with_files)
+        return self._inventory
+
+    @inventory.setter
+    def inventory(self, known: Inventory) -> None:
+        """Start from an inventory read earlier in this run (runstate) instead of a GET."""
+        self._inventory = known
+
+    @property
+    def known_inventory(self) -> Optional[Inventory]:
+        """The inventory as this deployer left it; None when unread or to be re-read."""
         return self._inventory
 
     # -- entry points -------------------------------------------------------------------

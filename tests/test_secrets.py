@@ -11,6 +11,7 @@ warned about; a private key is not sent over plain HTTP unless NS_ALLOW_KEY_OVER
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -157,7 +159,13 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
         ("ari", ["-vv", "ari", "--due"]),
         ("ca", ["-vv", "ca"]),
         ("run-end", ["-vv", "run-end", "--exit-status", "8", "--certs-dir", str(base / "certs")]),
+        ("end-run", ["-vv", "end-run", "--run-dir", str(private_dir(stage.tmp / "run"))]),
     ]
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
 def test_every_command_keeps_the_secrets(stage: Stage, lifecycle: JsonReceiver) -> None:
@@ -291,6 +299,46 @@ def test_hook_children_never_carry_secrets(stage: Stage) -> None:
     outputs["argv of the python processes"] = recorded
     outputs["argv of every process seen"] = "\n".join(watch.seen)
     assert_no_secret(outputs, fragments)
+
+
+def test_the_run_session_id_stays_in_its_file(stage: Stage) -> None:
+    """Within a run (NS_LE_RUN_DIR) the NITRO session id is a secret like the password: in
+    no output, debug log or argv of any process, only in the run directory's mode-600 file."""
+    files = stage.issue("A", [SITE])
+    files["key"].chmod(0o600)
+    base = dehydrated_tree(stage, files)
+    run_dir = private_dir(stage.tmp / "run")
+    log = stage.tmp / "argv.log"
+    wrapper = wrapped_python(stage.tmp, log)
+    env = hook_env(stage, wrapper)
+    env.update(BASEDIR=str(base), NS_LE_RUN_DIR=str(run_dir))
+    calls = [["startup_hook"], ["deploy_challenge", *challenge_args()],
+             ["clean_challenge", *challenge_args()], deploy_args(files)[1:]]
+    tokens: set[str] = set()
+    outputs: dict[str, str] = {}
+    with ProcessWatch() as watch:
+        for args in calls:
+            done = subprocess.run(["bash", str(HOOK), *args], env=env, capture_output=True,
+                                  text=True, timeout=120, check=False)
+            assert done.returncode == 0, done.stderr
+            outputs[f"{args[0]} output"] = done.stdout + done.stderr
+            tokens |= {json.loads(f.read_text())["sessionid"] for f in run_dir.glob("session-*")}
+        stage.fake.expire_sessions()  # a new login, logged at -vv, then every request
+        debug = stage.run("-vv", "reconcile", "--basedir", str(base),
+                          NS_LE_RUN_DIR=str(run_dir), NS_LE_SCRIPT_RECONCILES="1")
+        tokens |= {json.loads(f.read_text())["sessionid"] for f in run_dir.glob("session-*")}
+        end = subprocess.run([str(wrapper), "-m", "ns_letsencrypt", "-vv", "end-run"], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert debug.status == 0 and end.returncode == 0, debug.err + end.stderr
+    assert len(tokens) == 2 and not list(run_dir.glob("session-*"))
+    assert not stage.fake.state.sessions  # end-run logged out
+    outputs.update({"reconcile -vv": debug.out + debug.err, "end-run -vv": end.stdout +
+                    end.stderr, "argv of the python processes": log.read_text(),
+                    "argv of every process seen": "\n".join(watch.seen)})
+    for token in tokens:
+        for where, text in outputs.items():
+            assert token not in text and quote(token, safe="") not in text, where
+            assert token.lstrip("#") not in text, where
 
 
 def test_cron_log_file_keeps_the_secrets(stage: Stage) -> None:

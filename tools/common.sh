@@ -151,23 +151,60 @@ nsle_reconcile() {
 
 # A private directory for this run (mode 700), exported as NS_LE_RUN_DIR: the hook processes of
 # one run share what must not be read or said again within it (the NITRO session, notes already
-# shown). It lives only as long as the script: the EXIT trap removes it, also after a crash.
+# shown). It lives only as long as the script: the EXIT trap removes it, also after a crash. Its
+# path is recorded in <home>/.ns-letsencrypt.run so that the next run (holding the lock, so no
+# other run of this home is alive) ends the session of a run killed before its trap ran.
 nsle_run_dir() {
+  local record="$NSLE_HOME/.ns-letsencrypt.run" stale=""
+  if [[ -f "$record" ]]; then
+    stale="$(<"$record")"
+    nsle_end_run_dir "$stale"
+  fi
   NS_LE_RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ns-letsencrypt-run.XXXXXXXX")" || {
     nsle_err "could not create a private run directory under ${TMPDIR:-/tmp}"
     return "$NSLE_EXIT_SETUP"
   }
   export NS_LE_RUN_DIR
+  printf '%s\n' "$NS_LE_RUN_DIR" >"$record"
   trap nsle_end_run EXIT
 }
 
-# The EXIT trap: forget everything this run kept (see nsle_run_dir). $1: the script's exit
-# status, when an earlier part of the trap (tools/lifecycle.sh) has changed $?.
+# Log out of a NITRO session a run directory ($1) still holds (the session id stays in its
+# file; ns-letsencrypt end-run reads it there). Only a directory that mktemp made for us
+# qualifies.
+nsle_end_session() {
+  local dir="$1" py
+  nsle_is_run_dir "$dir" || return 0
+  if compgen -G "$dir/session-*.json" >/dev/null; then
+    py="$(nsle_python "$NSLE_CODE")"
+    PYTHONPATH="$NSLE_CODE${PYTHONPATH:+:$PYTHONPATH}" nsle_run "$py" -m ns_letsencrypt \
+      end-run --run-dir "$dir" || true
+  fi
+}
+
+nsle_is_run_dir() {
+  [[ "$1" == */ns-letsencrypt-run.* && -d "$1" && -O "$1" ]]
+}
+
+# End what a run directory ($1) still holds (a session), then remove it.
+nsle_end_run_dir() {
+  nsle_end_session "$1"
+  if nsle_is_run_dir "$1"; then
+    rm -rf -- "$1"
+  fi
+}
+
+# The EXIT trap: end the run's NITRO session if one is still open, say what a quiet run has to
+# say, forget everything this run kept (see nsle_run_dir). $1: the script's exit status, when
+# an earlier part of the trap (tools/lifecycle.sh) has changed $?.
 nsle_end_run() {
   local rc=$?
-  nsle_report "${1:-$rc}"  # runlog.sh: what a quiet run has to say, before its transcript goes
-  if [[ -n "${NS_LE_RUN_DIR:-}" && -d "$NS_LE_RUN_DIR" ]]; then
+  rc="${1:-$rc}"
+  if [[ -n "${NS_LE_RUN_DIR:-}" ]]; then
+    nsle_end_session "$NS_LE_RUN_DIR"
+    nsle_report "$rc"  # runlog.sh: reads the run's transcript, so before the directory goes
     rm -rf -- "$NS_LE_RUN_DIR"
+    rm -f -- "$NSLE_HOME/.ns-letsencrypt.run"
   fi
 }
 
@@ -186,7 +223,7 @@ nsle_prepare() {
   NSLE_DEHYDRATED="$(nsle_find_dehydrated "$NSLE_CODE")" || return
   nsle_lock "$NSLE_HOME" || return
   nsle_ensure_wellknown "$NSLE_HOME" "$NSLE_CONFIG" || return
+  export NS_LE_HOME="$NSLE_HOME" NS_LE_SCRIPT_RECONCILES=1
   nsle_run_dir || return
   nsle_open_log "$NSLE_HOME" || return
-  export NS_LE_HOME="$NSLE_HOME" NS_LE_SCRIPT_RECONCILES=1
 }
