@@ -8,7 +8,8 @@ status is 1 when any section failed. Progress goes to stderr.
 
     python -m bench                  # everything
     python -m bench startup e2e      # only the named sections (startup challenge deploy
-                                     # reconcile200 e2e bind certbot ha)
+                                     # reconcile200 e2e bind certbot quiet dns01 lifecycle runs
+                                     # ha)
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ SECTIONS = {
     "e2e": "bench.e2e_issuance",
     "bind": "bench.bind_requests",  # NS_BIND: first issuance with two bindings, a no-op day
     "certbot": "bench.certbot_requests",  # issue 12: certbot issuance next to dehydrated
+    "quiet": "bench.quiet_runs",  # issue 14: what a scheduled run prints and logs
+    "dns01": "bench.dns01",  # issue 11: dns-01 deploy+clean and wildcard issuance
+    "lifecycle": "bench.lifecycle",  # issue 13: ARI, metrics, notifications in a daily run
+    "runs": "bench.run_requests",  # whole runs through the cron scripts: request budgets
     "ha": "bench.ha_targets",  # issue 10: deploy to 1 and 5 targets, HA-pair renewal requests
 }
 LARGE_RECONCILE = 200

@@ -125,12 +125,15 @@ def check_vserver(client: NitroClient, settings: Settings) -> list[Check]:
 
 def connectivity_report(client: NitroClient, settings: Settings,
                         domains: Optional[Path] = None,
-                        certs_dir: Optional[Path] = None) -> list[Check]:
+                        certs_dir: Optional[Path] = None, *,
+                        with_challenge_checks: bool = True) -> list[Check]:
     """Log in and run every probe; a failure becomes a failed Check, never an exception.
 
     ``client`` must not be entered yet: this function logs in and (always) out again.
     ``domains``/``certs_dir`` (dehydrated's domains.txt and CERTDIR, when known) let the
     NS_BIND check name entries that match no certificate.
+    ``with_challenge_checks=False`` leaves out what only matters to a challenge (RESPONDER,
+    the vserver): a scheduled run checks those before its first challenge instead.
     """
     checks: list[Check] = []
     try:
@@ -141,8 +144,8 @@ def connectivity_report(client: NitroClient, settings: Settings,
             checks.append(passed("nitro", f"logged in to {settings.url} as {settings.username}"))
             checks.extend(firmware)
             checks.extend(_guarded("ha", lambda: [_ha_check(client)]))
-            checks.extend(_guarded("responder", lambda: [_responder_check(client)]))
-            checks.extend(_guarded("vserver", lambda: check_vserver(client, settings)))
+            if with_challenge_checks:
+                checks.extend(challenge_checks(client, settings))
             if settings.bind:  # SSL vserver bindings (issue 9): reads only, none without NS_BIND
                 checks.extend(_guarded("bind", lambda: _bind_checks(client, settings, domains,
                                                                     certs_dir)))
@@ -163,6 +166,15 @@ def _bind_checks(client: NitroClient, settings: Settings, domains: Optional[Path
     except InputError as exc:
         return [failed("bind", exc.message, exc.hint, ExitStatus.CONFIG)]
     return bindings.check(client, settings, index, kinds)
+
+
+def challenge_checks(client: NitroClient, settings: Settings) -> list[Check]:
+    """The probes that matter before a challenge is deployed: RESPONDER and the vserver.
+
+    Refusals become failed Checks; connection and authentication failures propagate.
+    """
+    return (_guarded("responder", lambda: [_responder_check(client)])
+            + _guarded("vserver", lambda: check_vserver(client, settings)))
 
 
 def _guarded(name: str, probe: Callable[[], list[Check]]) -> list[Check]:
@@ -188,7 +200,7 @@ def _firmware_check(client: NitroClient) -> Check:
 
 
 def _ha_check(client: NitroClient) -> Check:
-    nodes = client.get("hanode")
+    nodes = _ha_nodes(client)
     state = _node_state(nodes)
     if state == "primary":
         return passed("ha", "primary (or standalone): configuration changes are allowed",
@@ -202,6 +214,19 @@ def _responder_check(client: NitroClient) -> Check:
         return passed("responder", "the RESPONDER feature is enabled")
     return failed("responder", "the RESPONDER feature is disabled",
                   f"run on the appliance: {RESPONDER_FIX}", ExitStatus.NOT_READY)
+
+
+def _ha_nodes(client: NitroClient) -> list[JsonObj]:
+    """The hanode list; only the local node, unasked, when nsconfig says there is no pair.
+
+    nsconfig is read anyway (unsaved changes, the deploy's HA test), and its systemtype
+    (``Stand-alone``, ``HA``, ``Cluster``) is confirmed; a missing one means asking hanode.
+    """
+    items = client.get("nsconfig")
+    systemtype = str((items[0] if items else {}).get("systemtype", "")).strip().upper()
+    if systemtype and systemtype != "HA":
+        return [{"id": "0", "state": "Primary"}]
+    return client.get("hanode")
 
 
 # -- vserver details ----------------------------------------------------------------------

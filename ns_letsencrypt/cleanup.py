@@ -68,10 +68,12 @@ class Plan:
     kept: list[str] = field(default_factory=list)  # what we chose not to remove, and why
     local: list[str] = field(default_factory=list)  # suggestions for the local side
     unbound: list[str] = field(default_factory=list)  # our leaf certkeys bound nowhere (kept)
+    dns_values: list[str] = field(default_factory=list)  # dns-01 TXT values left (issue 11)
 
     @property
     def empty(self) -> bool:
-        return not (self.policies or self.actions or self.certkeys or self.files)
+        return not (self.policies or self.actions or self.certkeys or self.files
+                    or self.dns_values)
 
 
 def is_staging_issuer(issuer: str) -> bool:
@@ -89,6 +91,7 @@ def make_plan(client: NitroClient, settings: Settings, *, staging: bool,
     plan = Plan()
     leftovers = challenge.leftovers(client, settings)  # exactly what challenge.sweep removes
     plan.policies, plan.actions = sorted(leftovers.policies), list(leftovers.actions)
+    plan.dns_values = _dns_leftovers()
     certkeys = {str(ck["certkey"]): ck for ck in client.get("sslcertkey") if ck.get("certkey")}
     bound = _BindingCache(client)
     doomed: set[str] = set()
@@ -105,6 +108,13 @@ def make_plan(client: NitroClient, settings: Settings, *, staging: bool,
     if staging:
         plan.local = local_staging_advice(certs_dir)
     return plan
+
+
+def _dns_leftovers() -> list[str]:
+    """The dns-01 values the state file still lists: "<publisher> <name> <value>"."""
+    from .dns import flow as dns_flow
+
+    return [f"{e.kind} {e.name} {e.value}" for e in dns_flow.state_file().entries()]
 
 
 def _staging_leaves(certkeys: Mapping[str, JsonObj], settings: Settings,
@@ -192,6 +202,10 @@ def execute(client: NitroClient, settings: Settings, plan: Plan) -> list[str]:
     problems: list[str] = []
     if plan.policies or plan.actions:
         challenge.sweep(client, settings)
+    if plan.dns_values:
+        from .dns import flow as dns_flow
+
+        dns_flow.sweep_quietly(settings, "cleanup")
     for name in plan.unlink:
         problems += _attempt(f"unlink certkey {name}", functools.partial(
             client.action, "sslcertkey", "unlink", {"certkey": name}), ok_codes={NOT_LINKED})
@@ -246,7 +260,8 @@ def render(plan: Plan, *, done: bool) -> str:
     verb = "removed" if done else "would remove"
     lines: list[str] = []
     groups = [("responder policy", plan.policies), ("responder action", plan.actions),
-              ("certkey", plan.certkeys), ("file", plan.files)]
+              ("certkey", plan.certkeys), ("file", plan.files),
+              ("dns-01 TXT value", plan.dns_values)]
     for label, names in groups:
         lines.extend(f"{verb} {label} {name}" for name in names)
     if plan.empty:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, Optional
@@ -104,7 +105,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.INFO
     if args.quiet:
         level = logging.ERROR
-    elif args.debug or args.verbose >= 2:
+    elif args.debug or args.verbose >= 2 or _env_debug():
         level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -112,6 +113,14 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    from .runlog import attach  # in a run of the scripts: warnings kept, notes once per run
+
+    attach(root)
+
+
+def _env_debug() -> bool:
+    """NS_LOG_LEVEL=debug (the scripts' setting) also logs every NITRO request."""
+    return os.environ.get("NS_LOG_LEVEL", "").strip().lower() == "debug"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -386,4 +395,79 @@ COMMANDS["certbot"] = (
     "(--manual-cleanup-hook), 'certbot deploy' (--deploy-hook)",
     _configure_certbot,
     _run_certbot,
+)
+
+
+# -- migrate-config (issue 14) ----------------------------------------------------------
+
+
+def _configure_migrate(parser: argparse.ArgumentParser) -> None:
+    from .migrate import configure
+
+    configure(parser)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from .migrate import run
+
+    return run(args)
+
+
+COMMANDS["migrate-config"] = (
+    "write .env (mode 600) from a legacy mynsconfig.py, every setting mapped; an existing "
+    ".env is only replaced with --force",
+    _configure_migrate,
+    _run_migrate,
+)
+
+
+# -- issue 13, certificate lifecycle (ns_letsencrypt/lifecycle/) ---------------------------
+
+
+def _lifecycle_command(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Command]:
+    def configure(parser: argparse.ArgumentParser) -> None:
+        from .lifecycle import commands
+
+        getattr(commands, f"configure_{name}")(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from .lifecycle import commands
+
+        result: int = getattr(commands, f"run_{name}")(args, lambda: _settings(args))
+        return result
+
+    return configure, run
+
+
+COMMANDS["ari"] = (
+    "check each certificate's ACME Renewal Information (RFC 9773); --due prints the "
+    "domains.txt lines to renew now", *_lifecycle_command("ari"))
+COMMANDS["ca"] = (
+    "show what the configured CA's directory offers: profiles, ARI, EAB, terms of service",
+    *_lifecycle_command("ca"))
+COMMANDS["run-end"] = (
+    "end of a scheduled run: notifications (NS_NOTIFY), metrics (NS_METRICS_FILE), state; "
+    "always exits 0", *_lifecycle_command("run_end"))
+
+
+# -- end-run: one NITRO session per scheduled run (issue 13); the cron scripts end it ----
+
+
+def _configure_end_run(parser: argparse.ArgumentParser) -> None:
+    from .endrun import configure
+
+    configure(parser)
+
+
+def _run_end_run(args: argparse.Namespace) -> int:
+    from .endrun import run
+
+    return run(args, lambda: _settings(args))
+
+
+COMMANDS["end-run"] = (
+    "log out of the NITRO session a scheduled run kept open (the cron scripts' exit trap "
+    "runs it)",
+    _configure_end_run,
+    _run_end_run,
 )

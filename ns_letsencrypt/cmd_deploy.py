@@ -14,12 +14,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import targets
+from . import runstate, targets
 from .config import Settings
 from .deploy import Deployer, DeployResult, deploy_cert, finish_run
 from .errors import ConfigError, DeployError
 from .ha import follow_primary
-from .reconcile import reconcile
+from .nitro import NitroClient
+from .reconcile import ReconcileResult, reconcile
 from .session import open_client
 
 SettingsLoader = Callable[[], Settings]
@@ -99,36 +100,59 @@ def configure_reconcile(parser: argparse.ArgumentParser) -> None:
 def run_reconcile(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     certbot_dir = Path(args.certbot_dir) if args.certbot_dir else None
     domains: Optional[Path] = None
-    certs_dir: Optional[Path] = None
     if certbot_dir is None:
         domains, certs_dir = _dehydrated_paths(args)
     else:
         from .certbot import lineages
 
         lineages(certbot_dir)  # a wrong directory fails before the settings are loaded
+        certs_dir = certbot_dir / "live"  # <lineage>/cert.pem, as dehydrated's CERTDIR
     return _over_targets("reconcile", load_settings,
                          lambda target: _reconcile(args, target, certbot_dir, domains,
                                                    certs_dir))
 
 
 def _reconcile(args: argparse.Namespace, settings: Settings, certbot_dir: Optional[Path],
-               domains: Optional[Path], certs_dir: Optional[Path]) -> int:
+               domains: Optional[Path], certs_dir: Path) -> int:
     # After a scripted dehydrated run, startup_hook already reported unsaved changes.
     scripted = os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
-    with open_client(settings) as client:
+    run = runstate.current(settings)  # after a scripted run: its session and inventory
+    with open_client(settings, run=run) as client:
         deployer = Deployer(client, settings, with_files=True, report_unsaved=not scripted)
-        if certbot_dir is not None:
-            from .certbot import reconcile_lineages
+        runstate.seed_inventory(run, deployer, with_files=True)
+        try:
+            if certbot_dir is not None:
+                from .certbot import reconcile_lineages
 
-            result = reconcile_lineages(settings, certbot_dir, deployer)
-        else:
-            assert domains is not None and certs_dir is not None  # set when not certbot
-            result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
+                result = reconcile_lineages(settings, certbot_dir, deployer)
+            else:
+                assert domains is not None  # set when not certbot
+                result = reconcile(client, settings, domains, certs_dir, deployer=deployer)
+        finally:
+            runstate.keep_inventory(run, deployer)
         saved = finish_run(client, settings, result.changed)
+        _note_for_run_end(client, settings, certs_dir, result)
     _print(result.deployed, saved, args.json, checked=len(result.checked),
            failed=[name for name, _ in result.failures], target=settings.target)
     result.raise_for_failures()
     return 0
+
+
+def _note_for_run_end(client: NitroClient, settings: Settings, certs_dir: Path,
+                      result: ReconcileResult) -> None:
+    """Issue 13: in a scheduled run, keep the failures, and the deployed inventory when metrics
+    or expiry notices need it (one list call), for ``run-end``."""
+    from .lifecycle import inventory, journal
+
+    if journal.run_dir() is None:
+        return
+    target = inventory.target_of(settings)
+    for name, exc in result.failures:
+        journal.record_failure(name, target, exc)
+    for deployed in result.deployed:
+        journal.record_deployed(deployed.name, target, deployed.certkey, deployed.serial)
+    if inventory.needed(settings):
+        inventory.save_for_run(inventory.read(client, settings, certs_dir))
 
 
 def _dehydrated_paths(args: argparse.Namespace) -> tuple[Path, Path]:

@@ -55,7 +55,10 @@ def readiness_checks(load_settings: SettingsLoader) -> list[Check]:
         settings = load_settings()
     except ConfigError as exc:
         return [failed("config", exc.message, exc.hint, ExitStatus.CONFIG)]
-    home = home_dir()  # dehydrated's domains.txt and certs/, for the NS_BIND check
+    from .dns import flow as dns_flow  # dns-01 pre-flight (issue 11)
+
+    home = home_dir()  # dehydrated's domains.txt and certs/, for the NS_BIND and DNS checks
+    domains = home / "domains.txt"
     checks: list[Check] = []
     for target in settings.targets or (settings,):  # NS_TARGETS: every target is checked
         try:
@@ -64,12 +67,11 @@ def readiness_checks(load_settings: SettingsLoader) -> list[Check]:
             found = [Check("ha", Level.FAIL, exc.message, exc.hint, ExitStatus.NOT_READY,
                            value="secondary")]
         else:
-            found = connectivity_report(open_client(target), target, home / "domains.txt",
-                                        home / "certs")
+            found = connectivity_report(open_client(target), target, domains, home / "certs")
         if target.target:
             found = [dataclasses.replace(c, name=f"{target.target}:{c.name}") for c in found]
         checks.extend(found)
-    return checks
+    return checks + dns_flow.checks(settings, domains if domains.is_file() else None)
 
 
 def show_fingerprint(args: argparse.Namespace, load_settings: SettingsLoader) -> int:

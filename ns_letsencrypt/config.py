@@ -44,6 +44,7 @@ PREFLIGHT_MODES = ("on", "warn", "off")
 VERIFY_SERVED_MODES = ("on", "warn", "off")
 SAVE_MODES = ("always", "changed", "never")
 AUTH_MODES = ("auto", "session", "header")
+NOTIFY_EVENTS = ("failure", "expiry", "renewal")
 HA_VERIFY_MODES = ("on", "warn", "off")  # NS_HA_VERIFY (issue 10)
 ROLES = ("all", "certs", "challenges")  # NS_<T>_ROLE (issue 10)
 
@@ -83,6 +84,20 @@ class Settings:
     bind: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # NS_BIND / --bind
     # NS_BIND="www.example.com=vs-www-ssl,cs-main-ssl shopalias=cs-main-ssl": certificate (first
     # name or alias of its domains.txt line) -> the SSL vservers that must serve it.
+    # -- DNS-01 (issue 11): how wildcard and dns-01 certificates are answered --------------
+    challenge: str = "http-01"  # NS_CHALLENGE: http-01 | dns-01, for lines without a wildcard
+    dns: Optional[str] = None  # NS_DNS: adns | rfc2136 | lexicon:<provider>
+    dns_server: Optional[str] = None  # NS_DNS_SERVER: host[:port] of the primary (rfc2136)
+    dns_tsig_key_file: Optional[str] = None  # NS_DNS_TSIG_KEY_FILE: BIND key file (rfc2136)
+    dns_zone: Optional[str] = None  # NS_DNS_ZONE: else found by SOA
+    dns_ttl: int = 60  # NS_DNS_TTL: seconds
+    dns_wait: float = 120.0  # NS_DNS_WAIT: seconds until every server shows the values
+    dns_nameservers: tuple[str, ...] = ()  # NS_DNS_NAMESERVERS: host[:port] ... to poll
+    # -- issue 13, certificate lifecycle (ns_letsencrypt/lifecycle/) --
+    ari: bool = True  # NS_ARI: on | off, follow the CA's ACME Renewal Information (RFC 9773)
+    notify: tuple[str, ...] = field(default=(), repr=False)  # NS_NOTIFY: apprise URLs (secret)
+    notify_on: frozenset[str] = frozenset({"failure", "expiry"})  # NS_NOTIFY_ON
+    metrics_file: Optional[str] = None  # NS_METRICS_FILE: node_exporter textfile (*.prom)
     # --- HA pairs (issue 10) ---
     ha_verify: str = "warn"  # NS_HA_VERIFY: on | warn | off (check the secondary's copy)
     ha_peer_url: Optional[str] = None  # NS_HA_PEER_URL: the peer's NITRO URL, else from hanode
@@ -130,6 +145,8 @@ def load_settings(
         _legacy_layer(_pick_file(legacy_file, home / "mynsconfig.py"), problems),
     ]
     secrets = [layer["NS_PASSWORD"].value for layer in layers if "NS_PASSWORD" in layer]
+    secrets += [url for layer in layers if "NS_NOTIFY" in layer  # issue 13: URLs hold tokens
+                for url in layer["NS_NOTIFY"].value.split()]
     settings = _settings_from(layers, problems, secrets, need_url="NS_TARGETS" not in
                               _merged(layers))
     if settings is not None and settings.target_names:
@@ -143,8 +160,9 @@ def load_settings(
 
 
 def redact(text: str, settings: Settings) -> str:
-    """``text`` with the NITRO password (also URL- or JSON-escaped) replaced by ``***``."""
-    return _redact(text, [settings.password])
+    """``text`` with the NITRO password and the NS_NOTIFY URLs (also URL- or JSON-escaped)
+    replaced by ``***``."""
+    return _redact(text, [settings.password, *settings.notify])
 
 
 def _redact(text: str, secrets: list[str]) -> str:
@@ -455,6 +473,84 @@ def _parse_bind(raw: _Raw) -> dict[str, tuple[str, ...]]:
     return wanted
 
 
+# -- DNS-01 settings (issue 11) --------------------------------------------------------
+
+CHALLENGE_TYPES = ("http-01", "dns-01")
+_DNS_MODE = re.compile(r"adns|rfc2136|lexicon:[a-z0-9][a-z0-9_-]*")
+
+
+def _parse_dns_mode(raw: _Raw) -> str:
+    text = raw.value.strip().lower()
+    if not _DNS_MODE.fullmatch(text):
+        raise _Invalid(f"must be adns, rfc2136 or lexicon:<provider>, got {_shown(text)}")
+    return text
+
+
+def _parse_zone(raw: _Raw) -> str:
+    text = raw.value.strip().lower().rstrip(".")
+    if not _valid_host(text) or text.startswith("*"):
+        raise _Invalid(f"must be a DNS zone name such as example.com, got {_shown(text)}")
+    return text
+
+
+def _parse_seconds(raw: _Raw) -> float:
+    text = raw.value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or not 0 < seconds <= 3600:
+        raise _Invalid(f"must be a number of seconds from 0 to 3600, got {_shown(text)}")
+    return seconds
+
+
+def _parse_nameservers(raw: _Raw) -> tuple[str, ...]:
+    parts = raw.value.replace(",", " ").split()
+    return tuple(_parse_host_port(_Raw(part, raw.name, raw.kind, raw.path)) for part in parts)
+
+
+def _check_dns(values: Mapping[str, Any], at: Callable[[str], str],
+               problems: list[str]) -> None:
+    """NS_DNS=rfc2136 needs its server and key; dns-01 by default needs NS_DNS."""
+    if values.get("dns") == "rfc2136":
+        for key, name in (("NS_DNS_SERVER", "dns_server"),
+                          ("NS_DNS_TSIG_KEY_FILE", "dns_tsig_key_file")):
+            if not values.get(name):
+                problems.append(f"{at('NS_DNS')} is rfc2136, which needs {key}")
+    if values.get("challenge") == "dns-01" and not values.get("dns"):
+        problems.append(f"{at('NS_CHALLENGE')} is dns-01, which needs NS_DNS "
+                        "(adns, rfc2136 or lexicon:<provider>)")
+
+
+def _parse_notify(raw: _Raw) -> tuple[str, ...]:
+    """apprise URLs separated by whitespace. They hold tokens: a message never shows one."""
+    urls = tuple(raw.value.split())
+    for number, url in enumerate(urls, start=1):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", url):
+            raise _Invalid(f"entry {number} is not a URL such as json://host/path or "
+                           "mailtos://user:pass@host (value not shown: it may hold a secret)")
+    return urls
+
+
+def _parse_notify_on(raw: _Raw) -> frozenset[str]:
+    events = [part for part in re.split(r"[\s,]+", raw.value.strip().lower()) if part]
+    unknown = [event for event in events if event not in NOTIFY_EVENTS]
+    if unknown:
+        raise _Invalid(f"must be any of {', '.join(NOTIFY_EVENTS)}, separated by commas, got "
+                       f"{_shown(raw.value.strip())}")
+    return frozenset(events)
+
+
+def _parse_metrics_file(raw: _Raw) -> str:
+    path = raw.file_path()
+    if path.suffix != ".prom":
+        raise _Invalid(f"must end in .prom (node_exporter's textfile collector reads only "
+                       f"those), got {_shown(str(path))}")
+    if not path.parent.is_dir():
+        raise _Invalid(f"{path.parent} is not a directory")
+    return str(path)
+
+
 # NS_* name -> (Settings field, parser). NS_PASSWORD(_FILE) are resolved separately.
 _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_URL": ("url", _parse_url),
@@ -481,6 +577,20 @@ _PARSERS: dict[str, tuple[str, Callable[[_Raw], Any]]] = {
     "NS_CERTKEY_MAX_LEN": ("certkey_max_len", _int_in(8, 127)),
     "NS_CERTKEY_NAMES": ("certkey_names", _parse_certkey_names),
     "NS_BIND": ("bind", _parse_bind),  # SSL vserver bindings (issue 9)
+    # DNS-01 (issue 11)
+    "NS_CHALLENGE": ("challenge", _choice(CHALLENGE_TYPES)),
+    "NS_DNS": ("dns", _parse_dns_mode),
+    "NS_DNS_SERVER": ("dns_server", _parse_host_port),
+    "NS_DNS_TSIG_KEY_FILE": ("dns_tsig_key_file", lambda raw: str(raw.file_path())),
+    "NS_DNS_ZONE": ("dns_zone", _parse_zone),
+    "NS_DNS_TTL": ("dns_ttl", _int_in(1, 86400)),
+    "NS_DNS_WAIT": ("dns_wait", _parse_seconds),
+    "NS_DNS_NAMESERVERS": ("dns_nameservers", _parse_nameservers),
+    # issue 13, certificate lifecycle
+    "NS_ARI": ("ari", lambda raw: _choice(("on", "off"))(raw) == "on"),
+    "NS_NOTIFY": ("notify", _parse_notify),
+    "NS_NOTIFY_ON": ("notify_on", _parse_notify_on),
+    "NS_METRICS_FILE": ("metrics_file", _parse_metrics_file),
     # HA pairs (issue 10)
     "NS_HA_VERIFY": ("ha_verify", _choice(HA_VERIFY_MODES)),
     "NS_HA_PEER_URL": ("ha_peer_url", _parse_url),
@@ -567,6 +677,8 @@ def _check_combinations(values: Mapping[str, Any], merged: Layer, problems: list
                         "the HTTP vserver that answers the challenges (or NS_VSERVER_TYPE=global)")
     if not {"NS_CERTKEY_MAX_LEN", "NS_CERTKEY_PREFIX", "NS_CERTKEY_NAMES"} & failed:
         _check_certkey_lengths(values, at, problems)
+    if not {"NS_DNS", "NS_CHALLENGE", "NS_DNS_SERVER", "NS_DNS_TSIG_KEY_FILE"} & failed:
+        _check_dns(values, at, problems)
 
 
 def _check_certkey_lengths(values: Mapping[str, Any], at: Callable[[str], str],
@@ -661,12 +773,25 @@ def _dotenv_layer(path: Optional[Path], problems: list[str]) -> Layer:
             problems.append(f"{key} (from .env {path}): has no value; write {key}=value")
         elif value.strip():
             layer[key] = _Raw(value, key, DOTENV, path)
+    _warn_script_settings(path, [key for key in unknown if key in SCRIPT_SETTINGS])
+    unknown = [key for key in unknown if key not in SCRIPT_SETTINGS]
     if unknown:
         logger.warning(".env %s: ignoring unknown settings %s (every setting is listed in "
                        ".env.example)", path, ", ".join(unknown))
     if "NS_PASSWORD" in layer:
         _warn_if_exposed(path)
     return layer
+
+
+# Read by ns-cronjob.sh and ns-forcerenew.sh from their environment, before any .env is read.
+SCRIPT_SETTINGS = frozenset({"NS_LOG_LEVEL", "NS_LOG_FILE", "NS_LOG_MAX_KB", "NS_LOCK_WAIT"})
+
+
+def _warn_script_settings(path: Path, keys: list[str]) -> None:
+    if keys:
+        logger.warning(".env %s: ignoring %s: the scripts read it from their environment "
+                       "(the crontab line, or Environment= in the systemd unit)", path,
+                       ", ".join(keys))
 
 
 def _dotenv_parses(text: str, path: Path, problems: list[str]) -> bool:
@@ -727,10 +852,20 @@ _LEGACY_KNOWN = (*_LEGACY_URL, *_LEGACY_RENAMES, *_LEGACY_SUPERSEDED)
 def _legacy_layer(path: Optional[Path], problems: list[str]) -> Layer:
     if path is None:
         return {}
+    assigned, layer = _read_legacy(path, problems)
+    _note_legacy_names(path, list(assigned))
+    if "NS_PASSWORD" in layer:
+        _warn_if_exposed(path)
+    return layer
+
+
+def _read_legacy(path: Path, problems: list[str]) -> tuple[dict[str, object], Layer]:
+    """The file's assignments, and the NS_* settings they stand for."""
     text = _read_text(path, f"mynsconfig.py {path}", problems)
     if text is None:
-        return {}
-    strings = _legacy_strings(_legacy_assignments(text, path, problems), path, problems)
+        return {}, {}
+    assigned = _legacy_assignments(text, path, problems)
+    strings = _legacy_strings(assigned, path, problems)
     layer = {
         _LEGACY_RENAMES[name]: _Raw(value, name, LEGACY, path)
         for name, value in strings.items()
@@ -739,9 +874,7 @@ def _legacy_layer(path: Optional[Path], problems: list[str]) -> Layer:
     url = _legacy_url(strings, path, problems)
     if url is not None:
         layer["NS_URL"] = url
-    if "NS_PASSWORD" in layer:
-        _warn_if_exposed(path)
-    return layer
+    return assigned, layer
 
 
 def _legacy_assignments(text: str, path: Path, problems: list[str]) -> dict[str, object]:
@@ -818,7 +951,6 @@ def _legacy_strings(assigned: Mapping[str, object], path: Path,
         elif name in _LEGACY_KNOWN:
             problems.append(f"{name} (from mynsconfig.py {path}): must be a quoted string, "
                             f"got a {type(value).__name__}")
-    _note_legacy_names(path, list(assigned))
     return strings
 
 
@@ -828,8 +960,9 @@ def _note_legacy_names(path: Path, names: list[str]) -> None:
     if any(name in _LEGACY_URL for name in names):
         renames.insert(0, "connectiontype + nitroNSIP -> NS_URL")
     if renames:
-        logger.warning("mynsconfig.py %s is deprecated; put these settings in .env instead: %s "
-                       "(see .env.example)", path, ", ".join(renames))
+        logger.warning("mynsconfig.py %s is deprecated; 'ns-letsencrypt migrate-config' puts "
+                       "these settings in .env: %s (see .env.example), then remove it", path,
+                       ", ".join(renames))
     superseded = [name for name in names if name in _LEGACY_SUPERSEDED]
     if superseded:
         logger.info("mynsconfig.py %s: %s no longer used: certificate files and CA certkeys are "
@@ -856,6 +989,47 @@ def _legacy_url(strings: Mapping[str, str], path: Path, problems: list[str]) -> 
     return _Raw(url, "nitroNSIP", LEGACY, path)
 
 
+# -- migrate-config: what a legacy file becomes in .env ---------------------------------
+
+
+@dataclass(frozen=True)
+class LegacySettings:
+    """The NS_* settings a mynsconfig.py stands for (``ns-letsencrypt migrate-config``)."""
+
+    path: Path
+    values: Mapping[str, str]  # NS_* name -> value as the legacy file gives it
+    origins: Mapping[str, str]  # NS_* name -> the legacy variable(s) it comes from
+    superseded: list[str]  # assigned, no longer used
+    unknown: list[str]  # assigned, not a variable of the original tool
+
+
+def read_legacy_settings(path: Path) -> LegacySettings:
+    """Read ``path`` as ``load_settings`` does (as data), without the notes it logs.
+
+    Raises:
+        ConfigError: listing every problem of the file (values never shown).
+    """
+    problems: list[str] = []
+    assigned, layer = _read_legacy(path, problems)
+    if problems:
+        secrets = [layer["NS_PASSWORD"].value] if "NS_PASSWORD" in layer else []
+        raise ConfigError([_redact(problem, secrets) for problem in problems],
+                          hint="fix the file, then run migrate-config again")
+    origins = {key: raw.name for key, raw in layer.items()}
+    if "NS_URL" in origins and "connectiontype" in assigned:
+        origins["NS_URL"] = "connectiontype + nitroNSIP"
+    return LegacySettings(
+        path=path,
+        values={key: raw.value.strip() for key, raw in layer.items()},
+        origins=origins,
+        superseded=[name for name in assigned if name in _LEGACY_SUPERSEDED],
+        unknown=[name for name in assigned if name not in _LEGACY_KNOWN],
+    )
+
+
+def default_install_dir() -> Path:
+    """Where ``.env`` and ``mynsconfig.py`` are looked for: $NS_LE_HOME or the repository."""
+    return _install_dir(None, os.environ)
 # -- several appliances (issue 10): NS_TARGETS ------------------------------------------
 # Each target's settings are the NS_* settings with its name after "NS_" (NS_DC1_URL ...),
 # falling back to the unprefixed value; NS_<T>_URL has no fallback (two targets on one

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional
 
-from . import appliance, bindings, certs, ha, naming, served
+from . import appliance, bindings, certs, ha, naming, runlog, served
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -92,8 +92,8 @@ def load_bundle(
     for child, parent in zip(parent_of, chain):
         if not certs.issued_by(child, parent):
             raise InputError(
-                f"{chainfile}: certificate '{parent.common_name}' did not issue "
-                f"'{child.common_name}' (chain out of order or for another certificate)",
+                f"{chainfile}: certificate '{parent.primary_name}' did not issue "
+                f"'{child.primary_name}' (chain out of order or for another certificate)",
                 hint="pass dehydrated's chain.pem of the same certificate",
             )
     if not chain:
@@ -132,12 +132,14 @@ class Inventory:
     def load(cls, client: NitroClient, settings: Settings, *, with_files: bool) -> Inventory:
         items = client.get("sslcertkey", attrs=_CERTKEY_ATTRS)
         found = {str(item["certkey"]): item for item in items if item.get("certkey")}
-        files = None
-        if with_files:
-            listing = client.get("systemfile", args={"filelocation": settings.cert_path})
-            files = {str(f.get("filename")) for f in listing if "DIRECTORY" not in
-                     (f.get("filemode") or [])}
-        return cls(found, files)
+        return cls(found, cls.list_files(client, settings) if with_files else None)
+
+    @staticmethod
+    def list_files(client: NitroClient, settings: Settings) -> set[str]:
+        """The file names in the certificate directory (one GET)."""
+        listing = client.get("systemfile", args={"filelocation": settings.cert_path})
+        return {str(f.get("filename")) for f in listing if "DIRECTORY" not in
+                (f.get("filemode") or [])}
 
     def find_certificate(self, cert: certs.Certificate) -> Optional[str]:
         """The certkey holding this certificate (same serial and names), under any name."""
@@ -343,6 +345,16 @@ class Deployer:
                                              with_files=self._with_files)
         return self._inventory
 
+    @inventory.setter
+    def inventory(self, known: Inventory) -> None:
+        """Start from an inventory read earlier in this run (runstate) instead of a GET."""
+        self._inventory = known
+
+    @property
+    def known_inventory(self) -> Optional[Inventory]:
+        """The inventory as this deployer left it; None when unread or to be re-read."""
+        return self._inventory
+
     # -- entry points -------------------------------------------------------------------
 
     def deploy(self, bundle: Bundle) -> DeployResult:
@@ -364,6 +376,7 @@ class Deployer:
             self._check_peer(plan)
             self._bind(plan, result)
             if result.bindings_changed:
+                runlog.record_deploy(result, bundle.leaf.not_after, self.settings)
                 self._check_served(plan, result)
             return result
         logger.info("%s: deploying serial %s to certkey %s (%s)", bundle.name,
@@ -407,6 +420,7 @@ class Deployer:
         self._bind(plan, result)
         if self._peer is not None:
             self._peer.certkey(_expected(plan, self.inventory))
+        runlog.record_deploy(result, bundle.leaf.not_after, self.settings)
         self._check_served(plan, result)
         return result
 

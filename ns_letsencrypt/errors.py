@@ -205,3 +205,14 @@ class DeployError(NsLeError):
     def __init__(self, step: str, message: str, hint: Optional[str] = None) -> None:
         self.step = step
         super().__init__(f"deploy failed at step '{step}': {message}", hint)
+
+
+# -- DNS-01 (issue 11) --------------------------------------------------------------------
+
+
+class DnsError(ChallengeError):
+    """A DNS-01 value could not be published, removed, or seen on an authoritative server."""
+
+
+class DnsNotReady(ApplianceNotReady):
+    """The DNS system cannot take challenges: not authoritative, no zone, server silent."""

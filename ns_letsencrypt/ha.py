@@ -26,11 +26,11 @@ import base64
 import dataclasses
 import logging
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from . import certs
 from .config import Settings
 from .errors import ApplianceNotReady, DeployError, NitroApiError, NitroError, NsLeError
 from .nitro import JsonObj, NitroClient
@@ -154,7 +154,7 @@ def still_primary(client: NitroClient) -> None:
     Raises:
         ApplianceNotReady: it is now the secondary; nothing more is written this run.
     """
-    local = local_node(client.get("hanode", "0")) or {}
+    local = local_node(client.get("hanode", "0", fresh=True)) or {}
     state = node_state(local)
     if state not in ("primary", ""):
         raise ApplianceNotReady(
@@ -183,7 +183,7 @@ class PeerView:
         found = self.certkeys.get(certkey)
         if found is None:
             return f"certkey {certkey} missing"
-        if certs.normalize_serial(str(found.get("serial", ""))) != certs.normalize_serial(serial):
+        if _serial(str(found.get("serial", ""))) != _serial(serial):
             return f"holds serial {found.get('serial')}"
         if link and str(found.get("linkcertkeyname") or "") != link:
             return f"not linked to {link}"
@@ -201,7 +201,7 @@ def peer_view(client: NitroClient, settings: Settings) -> Optional[PeerView]:
         return PeerView("the HA peer", node_state(peer) or "unknown", node_state(local), {},
                         "its address is unknown: set NS_HA_PEER_URL")
     try:
-        with open_client(target, brief=True) as other:
+        with _read_only(target) as other:
             items = other.get("sslcertkey", attrs=("certkey", "serial", "linkcertkeyname"))
     except (NitroError, NsLeError) as exc:
         return PeerView(target.url, node_state(peer) or "unknown", node_state(local), {},
@@ -300,7 +300,7 @@ class PeerCheck:
             return ["its address (no peer in hanode; set NS_HA_PEER_URL)"]
         missing: list[str] = []
         try:
-            with open_client(self.peer, brief=True) as peer:
+            with _read_only(self.peer) as peer:
                 for name, content in expected.files:
                     found = _file_content(peer, self.settings.cert_path, name)
                     if found is None:
@@ -315,7 +315,7 @@ class PeerCheck:
         if self.peer is None:
             return []
         try:
-            with open_client(self.peer, brief=True) as peer:
+            with _read_only(self.peer) as peer:
                 items = peer.get("sslcertkey", attrs=("certkey", "serial", "linkcertkeyname"))
         except (NitroError, NsLeError) as exc:
             return [f"no read-only access ({exc.message})"]
@@ -324,7 +324,7 @@ class PeerCheck:
         leaf = found.get(expected.certkey)
         if leaf is None:
             return [f"certkey {expected.certkey} missing"]
-        if certs.normalize_serial(str(leaf.get("serial", ""))) != certs.normalize_serial(
+        if _serial(str(leaf.get("serial", ""))) != _serial(
                 expected.serial):
             problems.append(f"certkey {expected.certkey} holds serial {leaf.get('serial')}")
         names = [expected.certkey, *expected.chain]
@@ -334,6 +334,24 @@ class PeerCheck:
             elif str((found.get(child) or {}).get("linkcertkeyname") or "") != parent:
                 problems.append(f"certkey {child} not linked to {parent}")
         return problems
+
+
+def _serial(text: str) -> str:
+    from .certs import normalize_serial  # cryptography: not for every challenge hook process
+
+    return normalize_serial(text)
+
+
+@contextmanager
+def _read_only(settings: Settings) -> Iterator[NitroClient]:
+    """A short read-only visit to the other node; its session (if any) ends with it, also
+    inside a scheduled run, which would otherwise keep it for processes that never come."""
+    client = open_client(settings, brief=True)
+    with client:
+        try:
+            yield client
+        finally:
+            client.end_session()
 
 
 def _file_content(client: NitroClient, location: str, name: str) -> Optional[bytes]:
@@ -352,8 +370,9 @@ def _file_content(client: NitroClient, location: str, name: str) -> Optional[byt
 
 def _same_certificate(found: bytes, wanted: bytes) -> bool:
     """A CA file another tool uploaded may hold the same certificate in another layout."""
+    from .certs import parse_certificate
+
     try:
-        return certs.parse_certificate(found).fingerprint == certs.parse_certificate(
-            wanted).fingerprint
+        return parse_certificate(found).fingerprint == parse_certificate(wanted).fingerprint
     except NsLeError:
         return False

@@ -16,6 +16,11 @@ operations by hand (and for the original tool's ``ns-copytons.py challenge|clean
 
 Certificates go through :mod:`ns_letsencrypt.deploy` (``deploy_cert`` and ``unchanged_cert``);
 ``exit_hook`` reconciles every certificate and saves the configuration once per run.
+
+Inside a scheduled run (``NS_LE_RUN_DIR``) the hook processes share one NITRO session and what
+they read once (:mod:`ns_letsencrypt.runstate`): ``startup_hook`` leaves the RESPONDER and
+vserver checks to the first ``deploy_challenge`` (which runs them before deploying anything),
+and ``exit_hook`` sweeps again only when a challenge of this run may not have been removed.
 """
 
 from __future__ import annotations
@@ -25,13 +30,20 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from . import appliance, challenge, deploy, reconcile, targets
+from . import appliance, challenge, runlog, runstate, targets
 from .config import Settings
 from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError, NsLeError
 from .nitro import NitroClient
+from .report import Check
 from .session import open_client
+
+if TYPE_CHECKING:
+    from . import reconcile
+
+# deploy and reconcile (and cryptography with them) are imported where a certificate is
+# handled: the challenge hooks start one Python process each and should not pay for them.
 
 logger = logging.getLogger(__name__)
 
@@ -57,25 +69,36 @@ def run_hook(name: str, args: Sequence[str], load_settings: SettingsLoader) -> i
 def startup_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     """Stop the run unless the appliance is reachable and ready; then sweep leftovers."""
     from .appliance import connectivity_report
-    from .report import Level, overall_status
 
     settings = load_settings()
     domains = _domains_file()
-    certs_dir = Path(os.environ.get("CERTDIR") or (domains.parent / "certs" if domains else "."))
-    checks = connectivity_report(open_client(settings), settings, domains, certs_dir)
+    run = runstate.current(settings)
+    checks = connectivity_report(open_client(settings, run=run), settings, domains, _certs_dir(),
+                                 with_challenge_checks=run is None)
+    status = _report_checks("startup", checks)
+    if status:
+        logger.error("the appliance is not ready: stopping before any challenge is deployed")
+        return int(status)
+    from .dns import flow as dns_flow  # dns-01 (issue 11): pre-flight, sweep, per-cert config
+
+    dns_flow.startup(settings, domains, _certs_dir())
+    with open_client(settings, run=run) as client:
+        _warn_about_unsaved_changes(client, settings)
+        if _sweep(client, settings, "startup_hook") and run is not None:
+            run.put(runstate.SWEPT, True)
+    return 0
+
+
+def _report_checks(when: str, checks: Sequence[Check]) -> int:
+    """Log every check that is not OK; the exit status they call for (0: go on)."""
+    from .report import Level, overall_status
+
     for check in checks:
         if check.level is not Level.OK:
             hint = f" (hint: {check.hint})" if check.hint else ""
             log = logger.error if check.level is Level.FAIL else logger.warning
-            log("startup check %s: %s%s", check.name, check.detail, hint)
-    status = overall_status(checks)
-    if status:
-        logger.error("the appliance is not ready: stopping before any challenge is deployed")
-        return int(status)
-    with open_client(settings) as client:
-        _warn_about_unsaved_changes(client, settings)
-        _sweep(client, settings, "startup_hook")
-    return 0
+            log("%s check %s: %s%s", when, check.name, check.detail, hint)
+    return int(overall_status(checks))
 
 
 def _warn_about_unsaved_changes(client: NitroClient, settings: Settings) -> None:
@@ -101,42 +124,90 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     error = args[0] if args else ""
     if error:
         logger.error("dehydrated reported: %s", error)
+    from . import deploy
+
     settings = load_settings()
     script_reconciles = not error and os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
-    # a target with NS_<T>_ROLE=challenges gets no certificates
-    skip_reconcile = script_reconciles or not targets.takes_certs(settings)
-    with open_client(settings) as client:
-        _sweep(client, settings, "exit_hook")
-        result = None if skip_reconcile else _reconcile(client, settings)
-        changed = _issued_this_run() or (result is not None and result.changed)
-        deploy.finish_run(client, settings, changed)
+    from .dns import flow as dns_flow
+
+    dns_flow.sweep_quietly(settings, "exit_hook")
+    run = runstate.current(settings)
+    with open_client(settings, run=run) as client:
+        if _may_have_leftovers(run):
+            _sweep(client, settings, "exit_hook")
+        try:
+            # a target with NS_<T>_ROLE=challenges gets no certificates
+            skip = script_reconciles or not targets.takes_certs(settings)
+            result = None if skip else _reconcile(client, settings, run)
+            changed = _issued_this_run() or (result is not None and result.changed)
+            deploy.finish_run(client, settings, changed)
+        finally:
+            if not script_reconciles:  # nothing of this run follows: end its session
+                client.end_session()
     if result is not None:
+        _note_failures(settings, result)
         result.raise_for_failures()
     return 0
 
 
-def _sweep(client: NitroClient, settings: Settings, where: str) -> None:
+def _note_failures(settings: Settings, result: reconcile.ReconcileResult) -> None:
+    """Issue 13: keep the failures of a failed run's reconciliation for its notification."""
+    from .lifecycle import inventory, journal
+
+    for name, exc in result.failures:
+        journal.record_failure(name, inventory.target_of(settings), exc)
+
+
+def _may_have_leftovers(run: Optional[runstate.RunState]) -> bool:
+    """Whether exit_hook must sweep: always outside a run; within one, unless the startup
+    sweep ran and every challenge deployed since was removed completely (then a second
+    listing could only find what the first one already judged)."""
+    if run is None or not run.get(runstate.SWEPT):
+        return True
+    if run.get(runstate.PENDING):
+        return True
+    logger.debug("every challenge of this run was removed; no second sweep")
+    return False
+
+
+def _sweep(client: NitroClient, settings: Settings, where: str) -> bool:
+    """Sweep leftovers; False (logged) when the appliance refused."""
     try:
-        challenge.sweep(client, settings)
+        runlog.record_sweep(challenge.sweep(client, settings), settings)
+        return True
     except NitroApiError as exc:
         logger.warning("%s: sweeping leftover challenge objects failed: %s", where, exc)
+        return False
 
 
-def _reconcile(client: NitroClient, settings: Settings) -> Optional[reconcile.ReconcileResult]:
+def _reconcile(client: NitroClient, settings: Settings,
+               run: Optional[runstate.RunState]) -> Optional[reconcile.ReconcileResult]:
     """Reconcile the certificates of ``$BASEDIR/domains.txt`` (None when there is none)."""
+    from . import deploy, reconcile
+
     domains = _domains_file()
     if domains is None:
         logger.debug("no $BASEDIR/domains.txt: nothing to reconcile")
         return None
     certs_dir = os.environ.get("CERTDIR") or str(domains.parent / "certs")
     deployer = deploy.Deployer(client, settings, with_files=True, report_unsaved=False)
-    return reconcile.reconcile(client, settings, domains, certs_dir, deployer=deployer)
+    runstate.seed_inventory(run, deployer, with_files=True)
+    try:
+        return reconcile.reconcile(client, settings, domains, certs_dir, deployer=deployer)
+    finally:
+        runstate.keep_inventory(run, deployer)
 
 
 def _domains_file() -> Optional[Path]:
     basedir = os.environ.get("BASEDIR")
     path = Path(basedir) / "domains.txt" if basedir else None
     return path if path is not None and path.is_file() else None
+
+
+def _certs_dir() -> Path:
+    """dehydrated's CERTDIR (it exports it to the hook), else <BASEDIR>/certs."""
+    basedir = os.environ.get("BASEDIR") or "."
+    return Path(os.environ.get("CERTDIR") or Path(basedir) / "certs")
 
 
 def _issued_this_run() -> bool:
@@ -168,21 +239,47 @@ def deploy_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:
     command policy that does not allow the bind) or a failed pre-flight (NS_PREFLIGHT=on)
     removes what was deployed and fails, so dehydrated stops before asking the CA.
     """
+    from .dns import flow as dns_flow
+
+    if dns_flow.is_dns_call():  # dns-01 (issue 11): publish TXT values, wait until visible
+        dns_flow.deploy(load_settings(), dns_flow.records_from(args))
+        return 0
     challenges = challenge.parse_triples(args)
     challenge.validate(challenges)  # before loading settings or logging in: no write at all
     settings = load_settings()
-    with open_client(settings, brief=True) as client:
+    run = runstate.current(settings)
+    with open_client(settings, brief=True, run=run) as client:
+        status = _challenge_checks(client, settings, run)
+        if status:
+            return status
+        if run is not None:
+            run.add_pending([c.token for c in challenges])
         try:
             deployment = challenge.deploy(client, settings, challenges)
             challenge.preflight(client, settings, challenges, deployment)
         except (ChallengeError, NitroApiError):
-            _remove_failed(client, settings, challenges)
+            _remove_failed(client, settings, challenges, run)
             raise
     return 0
 
 
+def _challenge_checks(client: NitroClient, settings: Settings,
+                      run: Optional[runstate.RunState]) -> int:
+    """Within a run, the first challenge checks RESPONDER and the vserver (startup_hook left
+    them out); non-zero stops the run before anything is deployed or validated."""
+    if run is None or run.get(runstate.CHALLENGE_CHECKS):
+        return 0
+    status = _report_checks("challenge", appliance.challenge_checks(client, settings))
+    if status:
+        logger.error("the appliance is not ready: stopping before any challenge is deployed")
+        return status
+    run.put(runstate.CHALLENGE_CHECKS, True)
+    return 0
+
+
 def _remove_failed(client: NitroClient, settings: Settings,
-                   challenges: Sequence[challenge.Challenge]) -> None:
+                   challenges: Sequence[challenge.Challenge],
+                   run: Optional[runstate.RunState]) -> None:
     """Best effort: the error being raised matters more than a problem while cleaning up."""
     try:
         problems = challenge.clean(client, settings, challenges)
@@ -190,19 +287,32 @@ def _remove_failed(client: NitroClient, settings: Settings,
         problems = [str(exc)]
     for problem in problems:
         logger.warning("removing the failed challenge: %s (left for the sweep)", problem)
+    if not problems and run is not None:
+        run.done_pending([c.token for c in challenges])
 
 
 def clean_challenge(args: Sequence[str], load_settings: SettingsLoader) -> int:
     """Remove what deploy_challenge made; never fails (see the module docstring)."""
+    from .dns import flow as dns_flow
+
+    if dns_flow.is_dns_call():  # dns-01: remove exactly the values; failures go to the sweep
+        try:
+            dns_flow.clean(load_settings(), dns_flow.records_from(args))
+        except NsLeError as exc:
+            logger.warning("clean_challenge: %s (left for the sweep in exit_hook)", exc)
+        return 0
     challenges = challenge.parse_triples(args)
     settings = load_settings()
+    run = runstate.current(settings)
     try:
-        with open_client(settings, brief=True) as client:
+        with open_client(settings, brief=True, run=run) as client:
             problems = challenge.clean(client, settings, challenges)
     except (NitroError, ChallengeError) as exc:
         problems = [str(exc)]
     for problem in problems:
         logger.warning("clean_challenge: %s (left for the sweep in exit_hook)", problem)
+    if not problems and run is not None:
+        run.done_pending([c.token for c in challenges])
     return 0
 
 
@@ -245,12 +355,31 @@ def unchanged_cert(args: Sequence[str], load_settings: SettingsLoader) -> int:
 
 
 def _deploy_certificate(hook: str, args: Sequence[str], load_settings: SettingsLoader) -> int:
+    from . import deploy
+
     domain, keyfile, certfile, _fullchain, chainfile = [*args, "", "", "", "", ""][:5]
+    from .lifecycle import inventory, journal  # issue 13: what the run's end reports
+
     settings = load_settings()
-    with open_client(settings) as client:
+    cert_name = os.environ.get("alias") or domain
+    run = runstate.current(settings)
+    try:
         # dehydrated exports the certificate's alias (its directory name) to the hook.
-        result = deploy.deploy_cert(client, settings, domain, keyfile, certfile, chainfile,
-                                    alias=os.environ.get("alias") or None, report_unsaved=False)
+        bundle = deploy.load_bundle(keyfile, certfile, chainfile, domain,
+                                    os.environ.get("alias") or None)
+        with open_client(settings, run=run) as client:
+            deployer = deploy.Deployer(client, settings, report_unsaved=False)
+            runstate.seed_inventory(run, deployer, with_files=False)
+            try:
+                result = deployer.deploy(bundle)
+            finally:
+                runstate.keep_inventory(run, deployer)
+    except NsLeError as exc:
+        journal.record_failure(cert_name, inventory.target_of(settings), exc)
+        raise
+    if hook == "deploy_cert":
+        journal.record_deployed(cert_name, inventory.target_of(settings), result.certkey,
+                                result.serial)
     logger.info("%s: %s -> certkey %s (%s)", hook, result.name, result.certkey, result.action)
     return 0
 

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import Any, Optional, Protocol, Union
 
 import requests
 import urllib3
@@ -40,11 +40,33 @@ HEADER_REFUSED_CODES = frozenset({1244}) | SESSION_LOST_CODES
 # answers meaning "this firmware does not know the bulk form": fall back to one call per object
 BULK_UNSUPPORTED_CODES = frozenset({1240, 1090, 1233})
 BULK_FAILED = 1243  # "Bulk operation failed", with per-item answers
+INVALID_TIMEOUT = 1219  # the login's session timeout is outside what this appliance accepts
 _PIN_MISMATCH = re.compile(
     r'Fingerprints did not match\. Expected "([0-9a-f]+)", got "([0-9a-f]+)"'
 )
 JsonObj = dict[str, Any]
 Payload = Union[Mapping[str, Any], Sequence[Mapping[str, Any]]]
+
+
+class SessionStore(Protocol):
+    """Where a session shared with other processes is kept (see runstate.RunState)."""
+
+    @property
+    def login_timeout(self) -> int: ...
+
+    def load_token(self) -> Optional[str]: ...
+
+    def save_token(self, token: str) -> None: ...
+
+    def forget_token(self) -> None: ...
+
+
+class ReadCache(Protocol):
+    """GET answers that other processes of the run already read (see runstate.RunState)."""
+
+    def lookup(self, resource: str, key: str) -> Optional[list[JsonObj]]: ...
+
+    def store(self, resource: str, key: str, items: list[JsonObj]) -> None: ...
 
 
 class _PinnedAdapter(HTTPAdapter):
@@ -121,6 +143,11 @@ class NitroClient:
     does not accept it. Short-lived processes use ``auto``: two requests fewer, and a process
     that is killed leaves no session behind on the appliance.
 
+    With a ``store`` (the run's shared session), entering adopts the session another process
+    of the run opened (logging in only when there is none), a new login replaces the kept one,
+    and leaving keeps the session open for the next process; :meth:`end_session` logs out and
+    forgets it. With a ``cache``, GETs of resources it holds are answered from it.
+
     Every public call returns decoded JSON or raises :class:`NitroConnectionError` (could not
     reach the appliance) or :class:`NitroApiError` and its subclasses (the appliance said no).
     """
@@ -138,6 +165,8 @@ class NitroClient:
         timeout: tuple[float, float] = (5.0, 60.0),
         retries: int = 2,
         session: Optional[requests.Session] = None,
+        store: Optional[SessionStore] = None,
+        cache: Optional[ReadCache] = None,
     ) -> None:
         self.base_url = url.rstrip("/")
         self._username = username
@@ -149,6 +178,8 @@ class NitroClient:
         self.request_count = 0
         self._token: Optional[str] = None
         self._bulk_remove_ok = True
+        self._store = store
+        self._cache = cache
         self._session = session or requests.Session()
         # We carry the session token ourselves; cookies the appliance sets for its GUI would
         # only confuse a later request.
@@ -177,7 +208,11 @@ class NitroClient:
     # -- session lifecycle ------------------------------------------------------------
 
     def __enter__(self) -> NitroClient:
-        self.login()
+        kept = self._store.load_token() if self._store and not self._per_request_auth else None
+        if kept:
+            self._token = kept  # the run's session; a 444 on first use logs in again
+        else:
+            self.login()
         return self
 
     def __exit__(
@@ -198,9 +233,16 @@ class NitroClient:
         if self._per_request_auth:
             return
         self._token = None
-        body = {"login": {"username": self._username, "password": self._password}}
-        # Not retried: a login whose answer was lost may have opened a session already.
-        answer, response = self._send("POST", "login", None, {}, body, retry=False)
+        body: JsonObj = {"username": self._username, "password": self._password}
+        if self._store:
+            body["timeout"] = self._store.login_timeout
+        try:
+            answer, response = self._send_login(body)
+        except NitroApiError as exc:
+            if exc.errorcode != INVALID_TIMEOUT or "timeout" not in body:
+                raise
+            del body["timeout"]  # the user's own limits apply; the appliance's default then
+            answer, response = self._send_login(body)
         token = answer.get("sessionid") or response.cookies.get("NITRO_AUTH_TOKEN") or (
             urllib.parse.unquote(response.cookies.get("sessionid") or "")
         )
@@ -210,13 +252,36 @@ class NitroClient:
                 "login answered without a session id", hint="is this a NetScaler NITRO API?",
             )
         self._token = str(token)
+        if self._store:
+            self._store.save_token(self._token)
+
+    def _send_login(self, body: JsonObj) -> tuple[JsonObj, requests.Response]:
+        # Not retried: a login whose answer was lost may have opened a session already.
+        return self._send("POST", "login", None, {}, {"login": body}, retry=False)
 
     @property
     def _per_request_auth(self) -> bool:
         return self.auth in ("header", "auto")
 
     def logout(self) -> None:
-        """Close the session; failures are logged, never raised (we are leaving anyway)."""
+        """Close the session; failures are logged, never raised (we are leaving anyway).
+
+        A session shared with the run stays open for the next process (see end_session).
+        """
+        if self._store:
+            self._token = None
+            return
+        self._end()
+
+    def end_session(self) -> None:
+        """Log out even from a shared session, and forget it; never raises."""
+        if self._store and not self._token and not self._per_request_auth:
+            self._token = self._store.load_token()
+        self._end()
+        if self._store:
+            self._store.forget_token()
+
+    def _end(self) -> None:
         if self._per_request_auth or not self._token:
             return
         try:
@@ -237,10 +302,12 @@ class NitroClient:
         filter: Optional[Mapping[str, Any]] = None,
         attrs: Optional[Sequence[str]] = None,
         bulkbindings: bool = False,
+        fresh: bool = False,
     ) -> list[JsonObj]:
         """GET a collection or one object; always a list (empty when NITRO omits the key).
 
-        ``bulkbindings``: a binding resource's rows of every bind point at once.
+        ``bulkbindings``: a binding resource's rows of every bind point at once. ``fresh``:
+        ask the appliance even when the run read it already (the HA role after a failover).
         """
         query: dict[str, str] = {}
         if bulkbindings:
@@ -251,11 +318,22 @@ class NitroClient:
             query["filter"] = encode_kv(filter)
         if attrs:
             query["attrs"] = ",".join(attrs)
+        key = _label("GET", resource, name, query) + "?" + "&".join(
+            f"{k}={v}" for k, v in sorted(query.items()))
+        cached = self._cache.lookup(resource, key) if self._cache and not fresh else None
+        if cached is not None:
+            logger.debug("%s: read earlier in this run", key)
+            return cached
         answer = self._call("GET", resource, name, query, None)
         value = answer.get(resource, [])
         if isinstance(value, dict):  # singletons come back as objects on some firmware
-            return [value]
-        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+            items = [value]
+        else:
+            items = [item for item in value if isinstance(item, dict)] if isinstance(
+                value, list) else []
+        if self._cache:
+            self._cache.store(resource, key, items)
+        return items
 
     def get_one(self, resource: str, name: str, **kw: Any) -> Optional[JsonObj]:
         """GET one object by name, or None when the appliance says it does not exist."""

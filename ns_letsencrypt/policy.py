@@ -66,6 +66,7 @@ class Scope:
     vserver_type: str = "lb"
     adopted: tuple[str, ...] = ()  # certkeys named in NS_CERTKEY_NAMES
     bind_vservers: tuple[str, ...] = ()  # SSL vservers named in NS_BIND
+    adns: bool = False  # NS_DNS=adns: dns-01 TXT records on the appliance (issue 11)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scope:
@@ -74,7 +75,8 @@ class Scope:
         return cls(settings.certkey_prefix, settings.challenge_prefix, settings.cert_path,
                    settings.vserver or "", settings.vserver_type,
                    tuple(sorted(set(settings.certkey_names.values()))),
-                   tuple(listed_vservers(settings)))
+                   tuple(listed_vservers(settings)),
+                   adns=settings.dns == "adns")
 
 
 def literal(text: str) -> str:
@@ -144,6 +146,8 @@ def command_patterns(scope: Scope) -> list[str]:
         binding = options(BINDING_OPTIONS)
         patterns.append(f"^(bind|unbind) {kind} vserver {vserver}{binding} -policyName {ch}"
                         f"{binding}$")
+    if scope.adns:
+        patterns += adns_patterns()
     return patterns
 
 
@@ -156,6 +160,20 @@ def bind_patterns(scope: Scope, certkey: str) -> list[str]:
         f"^show ssl (vserver|profile)( {ANY_NAME})?$",
         f"^bind ssl vserver {listed} -certkeyName {certkey}( -SNICert( (YES|true))?)?$",
         f"^unbind ssl vserver {listed} -certkeyName {ANY_NAME}$",
+    ]
+
+
+def adns_patterns() -> list[str]:
+    """dns-01 through ADNS: TXT records only under _acme-challenge names, and the reads of the
+    pre-flight (ADNS services, SOA and NS records)."""
+    owner = "_acme-challenge[.][a-z0-9._-]+"
+    value = "[a-z0-9_-]+"  # base64url; the appliance matches case-insensitively
+    return [
+        f"^add dns txtRec {owner} {value}( -TTL [0-9]+)?$",
+        f"^rm dns txtRec {owner}( {value}| -recordId [0-9]+)$",
+        f"^show dns txtRec( {owner})?( -type ADNS)?$",
+        f"^show dns (soaRec|nsRec)( {ANY_NAME})?( -type ADNS)?$",
+        f"^show service( {ANY_NAME})?$",
     ]
 
 

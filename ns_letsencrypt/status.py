@@ -487,6 +487,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--json", action="store_true", help="print one JSON object")
     output.add_argument("--nagios", action="store_true",
                         help="print a monitoring-plugin line (state, summary, perfdata) first")
+    output.add_argument("--prometheus", action="store_true",  # issue 13
+                        help="print what NS_METRICS_FILE holds (Prometheus text format)")
     parser.add_argument("--warn", type=int, default=30, metavar="DAYS",
                         help="WARNING when fewer days are left (default 30)")
     parser.add_argument("--crit", type=int, default=10, metavar="DAYS",
@@ -508,6 +510,8 @@ def run(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     certs_dir: Optional[Path] = args.certs_dir or home_dir() / "certs"
     if str(certs_dir) == "none":
         certs_dir = None
+    if args.prometheus:
+        return _print_prometheus(load_settings, certs_dir)
     try:
         settings = load_settings()
         if settings.targets:
@@ -528,3 +532,18 @@ def run(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     else:
         print(render_table(rows) if rows else "no managed certificates on the appliance")
     return int(overall(rows))
+
+
+def _print_prometheus(load_settings: SettingsLoader, certs_dir: Optional[Path]) -> int:
+    """Issue 13: the metrics of the lifecycle, read live from the appliance (errors raise)."""
+    from .lifecycle import ari, inventory, metrics, state
+    from .register import home_dir
+    from .session import open_client
+
+    settings = load_settings()
+    with open_client(settings) as client:
+        rows = inventory.read(client, settings, certs_dir)
+    data = state.load(state.state_path(home_dir()))
+    print(metrics.render(metrics.registry(rows, ari.chosen_times(data), data.get("last_run"))),
+          end="")
+    return 0

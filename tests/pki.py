@@ -82,12 +82,14 @@ def make_ca(cn: str, parent: Optional[Issued] = None, algo: str = "ec",
 
 def make_leaf(issuer: Issued, names: list[str], algo: str = "ec",
               key: Optional[Key] = None, days: float = 90,
-              issued_days_ago: float = 0) -> Issued:
-    """A server certificate valid until ``days`` from now (negative: already expired)."""
+              issued_days_ago: float = 0, common_name: bool = True) -> Issued:
+    """A server certificate valid until ``days`` from now (negative: already expired);
+    ``common_name=False``: an empty subject, as Let's Encrypt's tlsserver/shortlived profiles."""
     key = key or new_key(algo)
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, names[0])] if common_name else []
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name(subject))
         .issuer_name(issuer.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

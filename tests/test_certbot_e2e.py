@@ -18,6 +18,9 @@ import pytest
 from tests.certbot_stack import CERTBOT, NS_LETSENCRYPT, Certbot
 from tests.conftest import PASSWORD, closed_port
 from tests.stack import Pebble, hook_env
+from tests.test_bind_e2e import pem_serial
+from tests.test_bindings import binding_writes
+from tests.test_bindings import served_serial as served
 from tests.test_deploy_e2e import bind, certkey, serial_of_pem, served_serial
 from tests.test_hook_e2e import leftovers
 
@@ -27,6 +30,12 @@ needs_certbot = pytest.mark.skipif(CERTBOT is None, reason="certbot is not insta
 @pytest.fixture
 def certbot(tmp_path: Path, pebble: Pebble, ns: Any) -> Certbot:
     return Certbot(tmp_path, pebble, ns)
+
+
+def root_of(path: Path) -> Any:
+    class Root:  # what test_bindings.served_serial needs of an issuer: its PEM
+        pem = path.read_bytes()
+    return Root()
 
 
 def assert_quiet_hooks(result: subprocess.CompletedProcess[str]) -> None:
@@ -60,6 +69,28 @@ def test_issuance_and_forced_renewal_serve_through_the_same_binding(certbot: Cer
     assert served_serial(ns, certbot.root, "www.example.test") == second  # same binding
     assert leftovers(ns) == [] and certbot.spooled() == []
     assert not ns.state.config_changed
+
+
+@needs_certbot
+def test_ns_bind_names_a_lineage_and_renewal_keeps_the_binding(certbot: Certbot) -> None:
+    ns, name = certbot.ns, "shop.example.test"
+    ns.add_sslvserver("vs-shop")  # SNI disabled: the certificate becomes its default
+    certbot.env["NS_BIND"] = "shop=vs-shop"  # certbot's --cert-name, as a dehydrated alias
+    start = len(ns.requests)
+    assert_quiet_hooks(certbot.issue(name, cert_name="shop"))
+    lineage = certbot.lineage("shop")
+    root = root_of(certbot.root)
+    first = pem_serial(lineage / "cert.pem")
+    assert ns.ssl_bindings("vs-shop") == [("le-shop", False)]
+    assert served(ns, "vs-shop", root, name) == first  # no manual bind step
+    assert binding_writes(ns, start) != []
+
+    start = len(ns.requests)
+    assert_quiet_hooks(certbot.renew("shop"))
+    second = pem_serial(lineage / "cert.pem")
+    assert second != first
+    assert served(ns, "vs-shop", root, name) == second
+    assert binding_writes(ns, start) == []  # renewed in place: bindings untouched
 
 
 @needs_certbot

@@ -5,7 +5,8 @@ and Python agree), the missing-dehydrated message, the lock, argument plumbing, 
 ``ns-letsencrypt reconcile``, exit codes, timestamps. End to end with pebble + real dehydrated +
 the fake NetScaler (tests/stack.py): issue, renew nothing, force one certificate while the other
 is not re-issued, a certificate the appliance lost and cannot take fails the run until it is
-deployed again, register.
+deployed again, register. Quiet runs (issue 14): what the cron mail of a quiet day, a renewal,
+a cleanup and a failure holds, and the log file that keeps every run's transcript.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -32,10 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 CRON = REPO / "ns-cronjob.sh"
 FORCE = REPO / "ns-forcerenew.sh"
 COMMON = REPO / "tools" / "common.sh"
+RUNLOG = REPO / "tools" / "runlog.sh"
+LIFECYCLE = REPO / "tools" / "lifecycle.sh"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} ")
 # What the scripts need from PATH, without dehydrated.
 TOOLS = ("bash", "readlink", "dirname", "basename", "flock", "mkdir", "mktemp", "rm", "sed",
-         "tr", "paste", "cat", "sleep", "touch", "cp", "env")
+         "tr", "paste", "cat", "sleep", "touch", "cp", "env", "wc", "mv")
 
 
 def stub(path: Path, body: str = "") -> Path:
@@ -68,6 +72,8 @@ class Install:
         for script in (CRON, FORCE):
             shutil.copy2(script, self.code / script.name)
         shutil.copy2(COMMON, self.code / "tools" / "common.sh")
+        shutil.copy2(RUNLOG, self.code / "tools" / "runlog.sh")
+        shutil.copy2(LIFECYCLE, self.code / "tools" / "lifecycle.sh")
         (self.code / "dehydrated").mkdir()  # the submodule, not checked out
         self.home = tmp / "home"
         self.home.mkdir()
@@ -91,6 +97,15 @@ class Install:
         return (f"{self.python} -m ns_letsencrypt reconcile "
                 f"--domains-txt {domains_txt or self.home / 'domains.txt'} "
                 f"--certs-dir {certs_dir or self.home / 'certs'}")
+
+    def ari_call(self) -> str:
+        """How ns-cronjob.sh asks which certificates ARI says to renew (issue 13)."""
+        return f"{self.python} -m ns_letsencrypt ari --due --config {self.home / 'config.sh'}"
+
+    def run_end_call(self, status: int = 0) -> str:
+        """How ns-cronjob.sh ends a run: notifications and metrics (issue 13)."""
+        return (f"{self.python} -m ns_letsencrypt run-end --exit-status {status} "
+                f"--certs-dir {self.home / 'certs'}")
 
     def run(self, script: str, *args: str, env: Optional[dict[str, str]] = None,
             wait: bool = True) -> Any:
@@ -119,12 +134,80 @@ def test_cronjob_renews_then_archives_with_timestamped_logs(inst: Install) -> No
     assert result.returncode == 0, result.stderr
     config = inst.home / "config.sh"
     assert inst.calls() == [f"{inst.path_dehydrated} --cron --config {config}",
+                            inst.ari_call(),
                             inst.reconcile_call(),
-                            f"{inst.path_dehydrated} --cleanup --config {config}"]
+                            f"{inst.path_dehydrated} --cleanup --config {config}",
+                            inst.run_end_call()]
     assert (inst.home / ".acme-challenges").is_dir()
+    assert (result.stdout, result.stderr) == ("", "")  # quiet: nothing changed, nothing said
+    lines = (inst.home / "log" / "ns-letsencrypt.log").read_text().splitlines()
+    assert lines and all(STAMP.match(line) for line in lines)
+    assert re.search(r"ns-cronjob.sh\[\d+\]: run started$", lines[0])
+    assert "ns-cronjob.sh: renewing what is due" in lines[1]
+    assert lines[-1].endswith("run ended with exit status 0")
+
+
+@pytest.mark.parametrize("how", [("-v",), ("--verbose",), "info", "DEBUG"])
+def test_cronjob_verbose_shows_every_line_as_it_happens(inst: Install, how: Any) -> None:
+    env = {"NS_LOG_LEVEL": how} if isinstance(how, str) else {}
+    args = how if isinstance(how, tuple) else ()
+
+    result = inst.run("ns-cronjob.sh", *args, env=env)
+
+    assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines and all(STAMP.match(line) for line in lines)
     assert "ns-cronjob.sh: renewing what is due" in lines[0]
+    log = (inst.home / "log" / "ns-letsencrypt.log").read_text()
+    assert all(line in log for line in lines)
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (("--force",), {}, "unknown argument '--force'; usage: ns-cronjob.sh [-v]"),
+    ((), {"NS_LOG_LEVEL": "loud"}, "NS_LOG_LEVEL=loud is not a log level"),
+    ((), {"NS_LOG_MAX_KB": "1M"}, "NS_LOG_MAX_KB=1M is not a positive number of KiB"),
+])
+def test_cronjob_bad_verbosity_or_log_setting_is_a_setup_error(
+        inst: Install, args: tuple[str, ...], env: dict[str, str], expected: str) -> None:
+    result = inst.run("ns-cronjob.sh", *args, env=env)
+
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert inst.calls() == []
+
+
+def test_log_file_is_private_kept_bounded_and_can_be_moved_or_turned_off(
+        inst: Install, tmp_path: Path) -> None:
+    log = inst.home / "log" / "ns-letsencrypt.log"
+    assert inst.run("ns-cronjob.sh").returncode == 0
+    assert log.stat().st_mode & 0o777 == 0o600
+    log.write_text("x" * 3000 + "\n")
+
+    assert inst.run("ns-cronjob.sh", env={"NS_LOG_MAX_KB": "2"}).returncode == 0
+    assert (inst.home / "log" / "ns-letsencrypt.log.1").read_text() == "x" * 3000 + "\n"
+    assert "run started" in log.read_text() and "x" * 10 not in log.read_text()
+
+    elsewhere = tmp_path / "var" / "nsle.log"
+    assert inst.run("ns-cronjob.sh", env={"NS_LOG_FILE": str(elsewhere)}).returncode == 0
+    assert "renewing what is due" in elsewhere.read_text()
+
+    before = log.read_text()
+    result = inst.run("ns-cronjob.sh", env={"NS_LOG_FILE": "off"})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert log.read_text() == before
+
+
+def test_unwritable_log_file_is_one_warning_and_the_run_goes_on(inst: Install) -> None:
+    (inst.home / "log").write_text("a file where the directory would go")
+
+    result = inst.run("ns-cronjob.sh")
+
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"WARNING: cannot write the log file {inst.home}/log/ns-letsencrypt.log; this run is not "
+        "logged (set NS_LOG_FILE to a writable file, or NS_LOG_FILE=off)"]
+    assert len(inst.calls()) == 5  # dehydrated, ari, reconcile, dehydrated --cleanup, run-end
 
 
 def test_forcerenew_without_arguments_forces_everything(inst: Install) -> None:
@@ -134,6 +217,11 @@ def test_forcerenew_without_arguments_forces_everything(inst: Install) -> None:
     assert inst.calls() == [
         f"{inst.path_dehydrated} --cron --force --config {inst.home / 'config.sh'}",
         inst.reconcile_call()]
+    lines = result.stdout.splitlines()  # run by hand: every line as it happens, and logged
+    assert lines and all(STAMP.match(line) for line in lines)
+    assert "ns-forcerenew.sh: forcing renewal of every certificate" in lines[0]
+    log = (inst.home / "log" / "ns-letsencrypt.log").read_text()
+    assert all(line in log for line in lines)
 
 
 def test_forcerenew_selects_whole_lines_by_any_name_or_alias(inst: Install) -> None:
@@ -163,7 +251,8 @@ def test_dehydrated_failure_is_the_exit_status(inst: Install) -> None:
     result = inst.run("ns-cronjob.sh")
 
     assert result.returncode == 3
-    assert len(inst.calls()) == 1  # no --cleanup after a failed run
+    # no --cleanup after a failed run; its end is still reported (notifications, metrics)
+    assert inst.calls()[1:] == [inst.run_end_call(3)]
     err = result.stderr.splitlines()
     assert any(STAMP.match(line) and line.endswith("ERROR: Challenge is invalid") for line in err)
     assert "dehydrated --cron failed with exit status 3" in result.stderr
@@ -176,7 +265,8 @@ def test_failed_reconcile_is_the_exit_status(inst: Install, script: str) -> None
     result = inst.run(script)
 
     assert result.returncode == 8
-    assert inst.calls()[-1] == inst.reconcile_call()  # and no --cleanup after it
+    calls = [call for call in inst.calls() if " ari " not in call and " run-end " not in call]
+    assert calls[-1] == inst.reconcile_call()  # and no --cleanup after it
     assert "deploy failed at step 'add certkey'" in result.stderr
     assert "ns-letsencrypt reconcile failed with exit status 8" in result.stderr
 
@@ -214,7 +304,8 @@ def test_reconcile_finds_python_like_the_hook(inst: Install, tmp_path: Path, cas
 
     assert result.returncode == 0, result.stderr
     used = {"explicit": explicit, "venv": venv, "path": on_path}[case]
-    assert (tmp_path / "py.log").read_text() == f"{used} PYTHONPATH={inst.code}\n"
+    calls = (tmp_path / "py.log").read_text().splitlines()  # ari, reconcile, run-end
+    assert calls == [f"{used} PYTHONPATH={inst.code}"] * 3
 
 
 def test_missing_config_is_a_setup_error(inst: Install) -> None:
@@ -396,11 +487,16 @@ def test_cron_issues_and_deploys_then_force_renews_only_the_named_certificate(
     assert served["le-www.example.test"].lstrip("0") == www.lstrip("0")
     assert served["le-shop.example.test"].lstrip("0") == shop.lstrip("0")
     assert (home / "archive").is_dir()  # the --cleanup step ran
-    assert all(STAMP.match(line) for line in first.stdout.splitlines())
+    summary = first.stdout.splitlines()  # quiet: one line per certificate deployed
+    assert [line.split(",")[0] for line in summary] == [
+        f"{name}: installed certkey le-{name} on {ns.url.split('//')[1]}"
+        for name in ("www.example.test", "shop.example.test")], first.stdout
 
-    again = subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+    again = subprocess.run([str(CRON), "-v"], env=env, capture_output=True, text=True,
+                           timeout=240)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Skipping renew" in again.stdout
+    assert all(STAMP.match(line) for line in again.stdout.splitlines())
     assert (serial_of(home, "www.example.test"), serial_of(home, "shop.example.test")) == (
         www, shop)
 
@@ -437,7 +533,8 @@ def test_certificate_the_appliance_lost_fails_the_run_until_it_is_deployed_again
     # Nothing was due, so dehydrated itself succeeded; the script's reconciliation, the only
     # one of this run (exit_hook leaves it to the script), reports the failure once.
     output = failed.stdout + failed.stderr
-    assert "Skipping renew" in failed.stdout
+    assert failed.stdout == ""  # quiet: the failure's transcript, in order, on stderr
+    assert "Skipping renew" in failed.stderr
     assert "exit_hook returned with non-zero exit code!" not in failed.stderr
     assert failed.returncode == 8, output
     assert "ns-letsencrypt reconcile failed with exit status 8" in failed.stderr
@@ -511,3 +608,127 @@ def test_systemd_units_verify_and_run_the_cron_script_daily(tmp_path: Path) -> N
                              "ns-letsencrypt.timer"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+# -- quiet scheduled runs: what a cron mail shows (issue 14) ----------------------------------
+
+
+def cron(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CRON)], env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_cron_mail_is_empty_on_quiet_days_one_line_per_renewal_and_everything_on_failure(
+        acme: Any, ns: Any) -> None:
+    from tests.conftest import PASSWORD, USER
+
+    home, env = e2e_home(acme, "www.example.test\n")
+    settings = {key: env.pop(key) for key in list(env)
+                if key.startswith("NS_") and key not in ("NS_LE_HOME", "NS_LE_PYTHON")}
+    dotenv = home / ".env"
+    dotenv.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    dotenv.chmod(0o600)
+
+    issued = cron(env)  # the first run issues and deploys: one line
+
+    assert issued.returncode == 0, issued.stdout + issued.stderr
+    serial = serial_of(home, "www.example.test")
+    assert issued.stderr == ""
+    assert re.fullmatch(rf"www\.example\.test: installed certkey le-www\.example\.test on "
+                        rf"{re.escape(ns.url.split('//')[1])}, serial {serial}, expires "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\n", issued.stdout), issued.stdout
+
+    quiet = cron(env)  # nothing due: not a byte
+
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+
+    # The original tool's mynsconfig.py instead of .env: its deprecation warning, one line.
+    dotenv.unlink()
+    legacy = home / "mynsconfig.py"
+    legacy.write_text(f'nitroNSIP = "{ns.url}"\nnitroUser = "{USER}"\nnitroPass = "{PASSWORD}"\n'
+                      'nsvip = "web"\nviptype = "lb"\nnschain = "le-chain.pem"\n')
+    legacy.chmod(0o600)
+    rest = {key: value for key, value in settings.items()
+            if key not in ("NS_URL", "NS_USER", "NS_PASSWORD_FILE", "NS_VSERVER",
+                           "NS_VSERVER_TYPE")}
+    legacy_env = {**env, **rest}
+
+    old_style = cron(legacy_env)
+
+    assert (old_style.returncode, old_style.stdout) == (0, ""), old_style.stderr
+    (warning,) = old_style.stderr.splitlines()
+    assert warning.startswith(f"WARNING: mynsconfig.py {legacy} is deprecated; "
+                              "'ns-letsencrypt migrate-config' puts these settings in .env")
+
+    migrated = subprocess.run([sys.executable, "-m", "ns_letsencrypt", "migrate-config"],
+                              env=legacy_env, capture_output=True, text=True, timeout=60,
+                              cwd=REPO)
+    assert migrated.returncode == 0, migrated.stderr
+    assert PASSWORD not in migrated.stdout
+    legacy.unlink()
+
+    after = cron(legacy_env)
+    assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
+
+    # A renewal (every run renews with RENEW_DAYS beyond the lifetime): one line, new serial.
+    config = home / "config.sh"
+    config.write_text(config.read_text() + 'RENEW_DAYS="3650"\n')
+
+    renewed = cron(legacy_env)
+
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    new_serial = serial_of(home, "www.example.test")
+    assert new_serial != serial
+    assert renewed.stderr == ""
+    assert renewed.stdout.startswith(f"www.example.test: updated certkey le-www.example.test on "
+                                     f"{ns.url.split('//')[1]}, serial {new_serial}, expires ")
+    assert len(renewed.stdout.splitlines()) == 1
+
+    # Leftovers of a killed run (here: a challenge deployed by hand) are cleaned: one more line.
+    token = "k" * 43
+    left = subprocess.run([sys.executable, "-m", "ns_letsencrypt", "challenge", "www.example.test",
+                           token, f"{token}.{'t' * 43}"], env=legacy_env, capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+    assert left.returncode == 0, left.stderr
+
+    cleaned = cron(legacy_env)
+
+    assert cleaned.returncode == 0, cleaned.stderr
+    # The hand-made challenge was not saved: worth a warning, once.
+    assert cleaned.stderr.splitlines() == [
+        "WARNING: the appliance already has unsaved configuration changes made before this "
+        "run; if this run changes anything, saving the configuration will persist them too"]
+    swept, renewed_again = cleaned.stdout.splitlines()
+    assert re.fullmatch(rf"{re.escape(ns.url.split('//')[1])}: removed 2 leftover challenge "
+                        r"object\(s\): le-acme-\S+, le-acme-\S+", swept), cleaned.stdout
+    assert renewed_again.startswith("www.example.test: updated certkey le-www.example.test on ")
+
+    # A deploy the appliance refuses: the error, its hint and dehydrated's own lines.
+    ns.inject(method="POST", resource="systemfile", kind="error", times=50, status=599,
+              errorcode=2138, message="Not authorized to execute this command")
+
+    failed = cron(legacy_env)
+
+    assert failed.returncode != 0
+    assert failed.stdout == ""
+    log = home / "log" / "ns-letsencrypt.log"
+    headline, *lines = failed.stderr.splitlines()
+    assert headline == (f"ns-cronjob.sh: failed with exit status {failed.returncode}; the "
+                        f"transcript of this run follows (every run is logged in {log})")
+    assert all(STAMP.match(line) for line in lines), failed.stderr
+    assert "errorcode 2138" in failed.stderr
+    assert "(hint: the NITRO user's command policy does not allow this command" in (
+        failed.stderr)
+    assert any(line.endswith("Processing www.example.test") for line in lines), failed.stderr
+    assert "Requesting new certificate order from CA..." in failed.stderr
+    assert lines[-1].endswith("ns-cronjob.sh: ERROR: dehydrated --cron failed with exit status "
+                              f"{failed.returncode}; see the lines above")
+
+    # Nothing is lost: the log holds every run's full transcript.
+    text = log.read_text()
+    assert text.count("ns-cronjob.sh[") == 2 * 7  # started and ended, seven runs
+    assert text.count("Skipping renew!") == 3
+    assert f"serial {serial}" in text and f"serial {new_serial}" in text
+    assert "errorcode 2138" in text and "Requesting new certificate order" in text
+    assert text.count("is deprecated") == 1
+    assert PASSWORD not in text
+    assert all(STAMP.match(line) for line in text.splitlines())

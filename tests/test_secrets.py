@@ -11,6 +11,7 @@ warned about; a private key is not sent over plain HTTP unless NS_ALLOW_KEY_OVER
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
@@ -19,10 +20,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from ns_letsencrypt import cli
+from tests.ari_responder import AriResponder, window
+from tests.receiver import JsonReceiver
 from tests.test_fault_matrix import (
     HOOK,
     REPO,
@@ -73,11 +77,32 @@ def dehydrated_tree(stage: Stage, files: dict[str, Path]) -> Path:
         (site / name).write_bytes(files[key].read_bytes())
     (site / "privkey.pem").chmod(0o600)
     (base / "domains.txt").write_text(f"{SITE}\n")
-    (base / "config.sh").write_text('CONTACT_EMAIL="${NS_LE_CONTACT_EMAIL:-}"\n')
+    (base / "config.sh").write_text('CONTACT_EMAIL="${NS_LE_CONTACT_EMAIL:-}"\n'
+                                    + stage.memo.get("config.sh", ""))
     stub = base / "dehydrated-stub"
     stub.write_text("#!/bin/sh\necho \"registered: $*\"\n")
     stub.chmod(0o755)
     return base
+
+
+@pytest.fixture
+def lifecycle(stage: Stage) -> Iterator[JsonReceiver]:
+    """Issue 13: an ARI responder as the CA of config.sh and a json:// receiver whose URL
+    holds the password as its token; run-end then sends failure and renewal messages."""
+    cert, key = stage.tmp / "ca-tls.pem", stage.tmp / "ca-tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    run_dir = stage.tmp / "run"
+    run_dir.mkdir()
+    with AriResponder(cert, key) as responder, JsonReceiver() as receiver:
+        responder.answer = lambda _id: window(-1, 0.5, explanation="https://ca.example/x")
+        stage.memo["config.sh"] = (f'CA="{responder.directory}"\n'
+                                   f'CURL_OPTS="--cacert {cert}"\n')
+        stage.env.update(NS_NOTIFY=f"json://hook:{SECRET}@127.0.0.1:{receiver.port}/n",
+                         NS_NOTIFY_ON="failure,expiry,renewal", NS_LE_RUN_DIR=str(run_dir),
+                         NS_METRICS_FILE=str(stage.tmp / "m.prom"))
+        yield receiver
 
 
 def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
@@ -96,6 +121,10 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
     stage.env.update(CERTBOT_DOMAIN=domain, CERTBOT_TOKEN=token,
                      CERTBOT_VALIDATION=key_authorization, CERTBOT_ALL_DOMAINS=domain,
                      CERTBOT_REMAINING_CHALLENGES="0", RENEWED_LINEAGE=str(base / "certs" / SITE))
+    legacy = stage.tmp / "legacy" / "mynsconfig.py"  # the original tool's file, for migrate-config
+    legacy.parent.mkdir()
+    legacy.write_text(f'nitroNSIP = "127.0.0.1"\nnitroUser = "nsroot"\nnitroPass = "{SECRET}"\n')
+    legacy.chmod(0o600)
     return [
         ("test", ["-vv", "test"]),
         ("test", ["test", "--json"]),
@@ -125,10 +154,21 @@ def command_runs(stage: Stage) -> list[tuple[str, list[str]]]:
         ("certbot", ["-vv", "certbot", "cleanup"]),
         ("certbot", ["-vv", "certbot", "deploy"]),
         ("hook", ["-vv", "hook", "exit_hook", ""]),
+        ("migrate-config", ["-vv", "--legacy-config", str(legacy), "--env-file",
+                            str(legacy.parent / ".env"), "migrate-config"]),
+        ("ari", ["-vv", "ari", "--due"]),
+        ("ca", ["-vv", "ca"]),
+        ("run-end", ["-vv", "run-end", "--exit-status", "8", "--certs-dir", str(base / "certs")]),
+        ("end-run", ["-vv", "end-run", "--run-dir", str(private_dir(stage.tmp / "run"))]),
     ]
 
 
-def test_every_command_keeps_the_secrets(stage: Stage) -> None:
+def private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def test_every_command_keeps_the_secrets(stage: Stage, lifecycle: JsonReceiver) -> None:
     runs = command_runs(stage)
     assert set(cli.COMMANDS) <= {name for name, _ in runs}, "a command is not covered here"
     fragments = key_fragments(stage.memo["key"])
@@ -141,6 +181,9 @@ def test_every_command_keeps_the_secrets(stage: Stage) -> None:
     failed = {argv: status for argv, status in statuses.items() if status not in (0,)}
     # status answers by the monitoring convention and may warn; everything else succeeded
     assert all(argv.startswith("status") for argv in failed), failed
+    assert [m["title"].split(":")[0] for m in lifecycle.messages] == ["ns-letsencrypt"] * 2
+    assert_no_secret({f"message {m['title']}": m["message"] for m in lifecycle.messages},
+                     fragments)
 
 
 @pytest.mark.parametrize("failure", ["wrong-password", "upload-refused", "appliance-down",
@@ -256,6 +299,46 @@ def test_hook_children_never_carry_secrets(stage: Stage) -> None:
     outputs["argv of the python processes"] = recorded
     outputs["argv of every process seen"] = "\n".join(watch.seen)
     assert_no_secret(outputs, fragments)
+
+
+def test_the_run_session_id_stays_in_its_file(stage: Stage) -> None:
+    """Within a run (NS_LE_RUN_DIR) the NITRO session id is a secret like the password: in
+    no output, debug log or argv of any process, only in the run directory's mode-600 file."""
+    files = stage.issue("A", [SITE])
+    files["key"].chmod(0o600)
+    base = dehydrated_tree(stage, files)
+    run_dir = private_dir(stage.tmp / "run")
+    log = stage.tmp / "argv.log"
+    wrapper = wrapped_python(stage.tmp, log)
+    env = hook_env(stage, wrapper)
+    env.update(BASEDIR=str(base), NS_LE_RUN_DIR=str(run_dir))
+    calls = [["startup_hook"], ["deploy_challenge", *challenge_args()],
+             ["clean_challenge", *challenge_args()], deploy_args(files)[1:]]
+    tokens: set[str] = set()
+    outputs: dict[str, str] = {}
+    with ProcessWatch() as watch:
+        for args in calls:
+            done = subprocess.run(["bash", str(HOOK), *args], env=env, capture_output=True,
+                                  text=True, timeout=120, check=False)
+            assert done.returncode == 0, done.stderr
+            outputs[f"{args[0]} output"] = done.stdout + done.stderr
+            tokens |= {json.loads(f.read_text())["sessionid"] for f in run_dir.glob("session-*")}
+        stage.fake.expire_sessions()  # a new login, logged at -vv, then every request
+        debug = stage.run("-vv", "reconcile", "--basedir", str(base),
+                          NS_LE_RUN_DIR=str(run_dir), NS_LE_SCRIPT_RECONCILES="1")
+        tokens |= {json.loads(f.read_text())["sessionid"] for f in run_dir.glob("session-*")}
+        end = subprocess.run([str(wrapper), "-m", "ns_letsencrypt", "-vv", "end-run"], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert debug.status == 0 and end.returncode == 0, debug.err + end.stderr
+    assert len(tokens) == 2 and not list(run_dir.glob("session-*"))
+    assert not stage.fake.state.sessions  # end-run logged out
+    outputs.update({"reconcile -vv": debug.out + debug.err, "end-run -vv": end.stdout +
+                    end.stderr, "argv of the python processes": log.read_text(),
+                    "argv of every process seen": "\n".join(watch.seen)})
+    for token in tokens:
+        for where, text in outputs.items():
+            assert token not in text and quote(token, safe="") not in text, where
+            assert token.lstrip("#") not in text, where
 
 
 def test_cron_log_file_keeps_the_secrets(stage: Stage) -> None:

@@ -4,34 +4,31 @@
 # reconciliation with the appliance, and timestamped log lines. The Python side (ns_letsencrypt/register.py) locates dehydrated in
 # the same order; tests/test_scripts.py checks that both agree.
 
+# The transcript and log file (next to this file; no dirname: PATH may be minimal under cron).
+# shellcheck source=tools/runlog.sh
+if [[ "${BASH_SOURCE[0]}" == */* ]]; then . "${BASH_SOURCE[0]%/*}/runlog.sh"; else . runlog.sh; fi
+
 # Exit status when another run holds the lock (EX_TEMPFAIL: "try again later"); distinct from
 # dehydrated's 1 and from the CLI's 1-8 so that cron mail and monitoring can tell them apart.
 NSLE_EXIT_LOCKED=75
 # Exit status for a problem with the set-up itself (no dehydrated, no config.sh, bad argument).
 NSLE_EXIT_SETUP=2
 
-# One log line on stdout: "<ISO time> <script>: <message>" (printf's %()T needs no fork).
+# One log line on stdout: "<ISO time> <script>: <message>" (see nsle_emit in runlog.sh).
 nsle_log() {
-  printf '%(%Y-%m-%dT%H:%M:%S%z)T %s: %s\n' -1 "${NSLE_NAME:-ns-letsencrypt}" "$*"
+  nsle_emit 1 <<<"${NSLE_NAME:-ns-letsencrypt}: $*"
 }
 
 # One log line on stderr, for failures (cron mails both streams; monitoring often reads stderr).
 nsle_err() {
-  nsle_log "ERROR: $*" >&2
+  nsle_emit 2 <<<"${NSLE_NAME:-ns-letsencrypt}: ERROR: $*"
 }
 
-# Prefix every line read from stdin with a timestamp.
-nsle_stamp() {
-  local line
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    printf '%(%Y-%m-%dT%H:%M:%S%z)T %s\n' -1 "$line"
-  done
-}
-
-# Run a command with timestamps on each line of its output, keeping stdout and stderr apart.
-# The command's exit status is returned (pipefail makes the pipelines report it).
+# Run a command with timestamps on each line of its output, keeping stdout and stderr apart,
+# recorded in the run's transcript and log (nsle_emit). The command's exit status is returned
+# (pipefail makes the pipelines report it).
 nsle_run() {
-  { "$@" 2>&1 1>&3 3>&- | nsle_stamp >&2; } 3>&1 | nsle_stamp
+  { "$@" 2>&1 1>&3 3>&- | nsle_emit 2; } 3>&1 | nsle_emit 1
 }
 
 # The directory holding the code (hooks/, tools/, the dehydrated submodule): the directory of
@@ -154,20 +151,60 @@ nsle_reconcile() {
 
 # A private directory for this run (mode 700), exported as NS_LE_RUN_DIR: the hook processes of
 # one run share what must not be read or said again within it (the NITRO session, notes already
-# shown). It lives only as long as the script: the EXIT trap removes it, also after a crash.
+# shown). It lives only as long as the script: the EXIT trap removes it, also after a crash. Its
+# path is recorded in <home>/.ns-letsencrypt.run so that the next run (holding the lock, so no
+# other run of this home is alive) ends the session of a run killed before its trap ran.
 nsle_run_dir() {
+  local record="$NSLE_HOME/.ns-letsencrypt.run" stale=""
+  if [[ -f "$record" ]]; then
+    stale="$(<"$record")"
+    nsle_end_run_dir "$stale"
+  fi
   NS_LE_RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ns-letsencrypt-run.XXXXXXXX")" || {
     nsle_err "could not create a private run directory under ${TMPDIR:-/tmp}"
     return "$NSLE_EXIT_SETUP"
   }
   export NS_LE_RUN_DIR
+  printf '%s\n' "$NS_LE_RUN_DIR" >"$record"
   trap nsle_end_run EXIT
 }
 
-# The EXIT trap: forget everything this run kept (see nsle_run_dir).
+# Log out of a NITRO session a run directory ($1) still holds (the session id stays in its
+# file; ns-letsencrypt end-run reads it there). Only a directory that mktemp made for us
+# qualifies.
+nsle_end_session() {
+  local dir="$1" py
+  nsle_is_run_dir "$dir" || return 0
+  if compgen -G "$dir/session-*.json" >/dev/null; then
+    py="$(nsle_python "$NSLE_CODE")"
+    PYTHONPATH="$NSLE_CODE${PYTHONPATH:+:$PYTHONPATH}" nsle_run "$py" -m ns_letsencrypt \
+      end-run --run-dir "$dir" || true
+  fi
+}
+
+nsle_is_run_dir() {
+  [[ "$1" == */ns-letsencrypt-run.* && -d "$1" && -O "$1" ]]
+}
+
+# End what a run directory ($1) still holds (a session), then remove it.
+nsle_end_run_dir() {
+  nsle_end_session "$1"
+  if nsle_is_run_dir "$1"; then
+    rm -rf -- "$1"
+  fi
+}
+
+# The EXIT trap: end the run's NITRO session if one is still open, say what a quiet run has to
+# say, forget everything this run kept (see nsle_run_dir). $1: the script's exit status, when
+# an earlier part of the trap (tools/lifecycle.sh) has changed $?.
 nsle_end_run() {
-  if [[ -n "${NS_LE_RUN_DIR:-}" && -d "$NS_LE_RUN_DIR" ]]; then
+  local rc=$?
+  rc="${1:-$rc}"
+  if [[ -n "${NS_LE_RUN_DIR:-}" ]]; then
+    nsle_end_session "$NS_LE_RUN_DIR"
+    nsle_report "$rc"  # runlog.sh: reads the run's transcript, so before the directory goes
     rm -rf -- "$NS_LE_RUN_DIR"
+    rm -f -- "$NSLE_HOME/.ns-letsencrypt.run"
   fi
 }
 
@@ -186,6 +223,7 @@ nsle_prepare() {
   NSLE_DEHYDRATED="$(nsle_find_dehydrated "$NSLE_CODE")" || return
   nsle_lock "$NSLE_HOME" || return
   nsle_ensure_wellknown "$NSLE_HOME" "$NSLE_CONFIG" || return
-  nsle_run_dir || return
   export NS_LE_HOME="$NSLE_HOME" NS_LE_SCRIPT_RECONCILES=1
+  nsle_run_dir || return
+  nsle_open_log "$NSLE_HOME" || return
 }

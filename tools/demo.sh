@@ -131,8 +131,11 @@ say "ns-letsencrypt status"
 say "openssl s_client -connect 127.0.0.1:$tls_port -showcerts (against pebble's root)"
 show_tls
 
-say "./ns-cronjob.sh again: nothing is due, nothing changes"
+say "./ns-cronjob.sh again: nothing is due, nothing changes, nothing is printed (no cron mail)"
 ./ns-cronjob.sh
+say "what that run did, from the log file $home/log/ns-letsencrypt.log"
+awk '/]: run started$/ { n = 0 } { lines[n++] = $0 } END { for (i = 0; i < n; i++) print "  " lines[i] }' \
+  "$home/log/ns-letsencrypt.log"
 
 say "./ns-forcerenew.sh ${NAMES[0]}: a new certificate, updated in place (the binding stays)"
 ./ns-forcerenew.sh "${NAMES[0]}"

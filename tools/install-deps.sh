@@ -10,12 +10,21 @@ need_apt=()
 for bin in pebble pebble-challtestsrv dehydrated shellcheck openssl curl flock; do
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
 done
+# dns-01 tests (issue 11): a real BIND, and PowerDNS with its HTTP API for a lexicon provider.
+# The daemons live in /usr/sbin, which a non-root PATH may lack.
+for bin in named tsig-keygen pdns_server pdnsutil; do
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || [ -x "/usr/bin/$bin" ] ||
+    need_apt+=("$bin")
+done
 if ((${#need_apt[@]})); then
   pkgs=()
   for bin in "${need_apt[@]}"; do
     case "$bin" in
       pebble|pebble-challtestsrv) pkgs+=(pebble) ;;
       flock) pkgs+=(util-linux) ;;
+      named) pkgs+=(bind9) ;;
+      tsig-keygen) pkgs+=(bind9-utils) ;;
+      pdns_server | pdnsutil) pkgs+=(pdns-server pdns-backend-sqlite3) ;;
       *) pkgs+=("$bin") ;;
     esac
   done
@@ -41,6 +50,6 @@ fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,lexicon]'
   touch "$stamp"
 fi

@@ -29,7 +29,8 @@ from tests.fakens.faults import ANY, Fault, new_fault
 from tests.fakens.server import NitroServer, make_management_cert, server_context
 from tests.fakens.tlsplane import TlsPlane
 
-PLUGINS = ("files", "ssl", "hafiles")  # handler modules registered on import
+# handler modules registered on import: ADNS (issue 11), HA pairs (issue 10)
+PLUGINS = ("files", "ssl", "adns", "hafiles")
 
 
 def _load_plugins() -> None:
@@ -79,6 +80,7 @@ class FakeNetScaler:
         self.dataplane_port = 0
         self._dataplane: Optional[DataplaneServer] = None
         self.tls_port = 0  # TLS data plane (tests/fakens/tlsplane.py)
+        self.adns_port = 0  # ADNS data plane (tests/fakens/adns.py), after enable_adns()
         self._tls_port_wanted = tls_port
         self._tlsplane: Optional[TlsPlane] = None
         self._vserver_planes: dict[str, TlsPlane] = {}  # one TLS listener per SSL vserver
@@ -279,6 +281,42 @@ class FakeNetScaler:
 
         with self.state.lock:
             return file_store(self.state).contents(location)
+
+    # ------------------------------------------------------------ ADNS (adns.py, issue 11)
+
+    def enable_adns(self, zones: tuple[str, ...] = ("example.test",), *,
+                    service_state: str = "UP") -> int:
+        """Serve ``zones`` authoritatively (UDP+TCP on a free loopback port); returns the port.
+
+        Adds an SOA and NS per zone and the ADNS/ADNS_TCP services NITRO reports.
+        """
+        from tests.fakens import adns
+
+        plane = adns.AdnsPlane(self.state)
+        plane.start()
+        self._servers.append(plane)
+        with self.state.lock:
+            for zone in zones:
+                adns.add_zone(self.state, zone)
+            adns.add_service(self.state, "adns_udp", "ADNS", plane.port, service_state)
+            adns.add_service(self.state, "adns_tcp", "ADNS_TCP", plane.port, service_state)
+        self.adns_port = plane.port
+        return plane.port
+
+    def add_dns_a(self, name: str, address: str = "127.0.0.1") -> None:
+        """An A record the ADNS data plane answers (names pebble validates http-01 for)."""
+        from tests.fakens import adns
+
+        with self.state.lock:
+            adns.dns_state(self.state).a[name.lower()] = address
+
+    def txt_records(self) -> list[tuple[str, str]]:
+        """Every (domain, value) of the appliance's dnstxtrec objects."""
+        from tests.fakens import adns
+
+        with self.state.lock:
+            return sorted((r["domain"], s) for r in adns.dns_state(self.state).txt
+                          for s in r["String"])
 
     # ------------------------------------------------------------ observation
 
