@@ -58,6 +58,7 @@ def test_a_whole_run_logs_in_once_and_out_once(acme: Any, ns: Any) -> None:
 
 def test_a_session_killed_mid_run_is_replaced(acme: Any, ns: Any) -> None:
     _, env = e2e_home(acme, "www.example.test\n")
+    env["NS_LOG_LEVEL"] = "info"  # the re-login is an info line: quiet runs keep it in the log
     # the appliance drops the run's session just before the first file upload of deploy_cert
     ns.inject(method="POST", resource="systemfile", kind="expire")
 
