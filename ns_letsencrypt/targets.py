@@ -20,6 +20,7 @@ through :func:`ha.follow_primary` (its NS_URL may name an HA secondary).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -132,6 +133,11 @@ def run_hook(name: str, handler: HookHandler, args: Sequence[str],
         return handler(args, ha.primary_loader(lambda: loaded,
                                                 lenient=name == "clean_challenge"))
     _tag_log_lines()
+    if name in CHALLENGE_HOOKS and os.environ.get("CHALLENGETYPE") == "dns-01":
+        # A DNS record is published once, not once per appliance (with NS_DNS=adns: on the
+        # first challenge target's ADNS service).
+        first = next((t for t in settings.targets if takes_challenges(t)), settings.targets[0])
+        return combine(name, run_on([first], lambda target: handler(args, lambda: target)))
     if name in CHALLENGE_HOOKS:
         return _challenges(name, handler, args, settings)
     if name in CERT_HOOKS:
