@@ -109,16 +109,18 @@ def primary_loader(load_settings: Callable[[], Settings], *,
 def follow_primary(settings: Settings) -> Settings:
     """Settings that reach the pair's primary: ``settings`` itself unless NS_URL is the secondary.
 
-    Costs one ``GET hanode`` (a handful of requests with session authentication). When NS_URL
-    cannot be read, ``settings`` is returned unchanged: the operation that follows reports
-    that problem as it always has.
+    Costs one ``GET nsconfig`` (plus ``GET hanode`` on a pair; within a scheduled run both are
+    read once for all its processes). When NS_URL cannot be read, ``settings`` is returned
+    unchanged: the operation that follows reports that problem as it always has.
 
     Raises:
         ApplianceNotReady: NS_URL is the secondary and the primary cannot be used (exit 6).
     """
+    from .appliance import _ha_nodes  # nsconfig first: a standalone box needs no hanode
+
     try:
         with open_client(settings, brief=True) as client:
-            nodes = client.get("hanode")
+            nodes = _ha_nodes(client)
     except NitroError:
         return settings
     local = local_node(nodes)
@@ -191,8 +193,10 @@ class PeerView:
 
 
 def peer_view(client: NitroClient, settings: Settings) -> Optional[PeerView]:
-    """The HA peer's certkeys, read-only (None on a standalone appliance). One GET here."""
-    nodes = client.get("hanode")
+    """The HA peer's certkeys, read-only (None on a standalone appliance: one GET nsconfig)."""
+    from .appliance import _ha_nodes
+
+    nodes = _ha_nodes(client)
     if len(nodes) <= 1:
         return None
     local, peer = local_node(nodes) or {}, peer_node(nodes) or {}

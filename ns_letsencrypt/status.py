@@ -6,9 +6,9 @@ certificate directory that has no certkey on the appliance. Two list calls read 
 ``GET sslcertkey`` and ``GET sslvserver_sslcertkey_binding?bulkbindings=yes`` (where each
 certkey is bound, with SNI or as default), nothing per certkey; with ``NS_BIND`` one more
 (``GET sslvserver``, SNI state) tells whether each entry is satisfied (WARNING if not).
-On an HA pair (``GET hanode``) each row also says whether the other node holds the certkey with
-the same serial and link, read there with one list call (WARNING if not: a failover would
-serve something else).
+On an HA pair (``nsconfig`` says so, then ``GET hanode``) each row also says whether the other
+node holds the certkey with the same serial and link, read there with one list call (WARNING if
+not: a failover would serve something else).
 
 Chain rule. Starting at the leaf, follow ``linkcertkeyname``. Each link must exist, its subject
 must equal the issuer of the certificate before it, must not be expired and must not repeat.

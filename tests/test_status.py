@@ -177,9 +177,10 @@ def test_json_and_only_one_list_call(client: Any, fake: Any, pki: Hierarchy, hom
                                                               "le-www.example.test"]
     assert report["certificates"][0]["days"] == 45
     gets = [r for r in fake.requests[before:] if r.method == "GET"]
-    # every certkey, every SSL vserver binding (bulkbindings) for the BOUND lines, HA nodes
+    # every certkey, every SSL vserver binding (bulkbindings) for the BOUND lines, and
+    # whether the appliance is an HA pair (nsconfig's systemtype)
     assert [r.resource for r in gets] == ["sslcertkey", "sslvserver_sslcertkey_binding",
-                                          "hanode"]
+                                          "nsconfig"]
 
 
 def test_nagios_summary_and_perfdata(client: Any, pki: Hierarchy, home: Path,
