@@ -127,6 +127,11 @@ class Inventory:
 
     certkeys: dict[str, JsonObj]
     files: Optional[set[str]] = None  # None: not listed; trust that referenced files exist
+    # Issue 13 (request budgets): files this run uploaded (or found with the same content), so
+    # known to exist; and, for an inventory handed on within a run, the listing to read the
+    # first time a file outside them is asked about (runstate.seed_inventory).
+    confirmed: set[str] = field(default_factory=set)
+    lister: Optional[Callable[[], set[str]]] = field(default=None, repr=False)
 
     @classmethod
     def load(cls, client: NitroClient, settings: Settings, *, with_files: bool) -> Inventory:
@@ -167,6 +172,10 @@ class Inventory:
                 if filename in (_base(o.get("cert")), _base(o.get("key")))]
 
     def has_file(self, filename: str) -> bool:
+        if self.files is None and filename in self.confirmed:
+            return True  # written by this run: a listing would only repeat that
+        if self.files is None and self.lister is not None:
+            self.files = self.lister()  # a file this run did not write: look at the disk
         return self.files is None or filename in self.files
 
     def chain_names(self, name: str, limit: int = 10) -> list[str]:
@@ -563,6 +572,7 @@ class Deployer:
             logger.debug("%s already on the appliance with the same content", filename)
         if self.inventory.files is not None:
             self.inventory.files.add(filename)
+        self.inventory.confirmed.add(filename)
         logger.debug("uploaded %s", filename)
 
     def _same_content(self, filename: str, content: bytes) -> bool:
@@ -812,6 +822,7 @@ class Deployer:
                 raise
         if self.inventory.files is not None:
             self.inventory.files.discard(filename)
+        self.inventory.confirmed.discard(filename)
         logger.info("deleted file %s", filename)
 
     def _refresh(self, name: str) -> None:

@@ -73,7 +73,10 @@ def startup_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     settings = load_settings()
     domains = _domains_file()
     run = runstate.current(settings)
-    checks = connectivity_report(open_client(settings, run=run), settings, domains, _certs_dir(),
+    # One client for the checks and the sweep: its TLS connection serves both (and within a
+    # run its session; outside one the checks log out, and the sweep logs in again).
+    client = open_client(settings, run=run)
+    checks = connectivity_report(client, settings, domains, _certs_dir(),
                                  with_challenge_checks=run is None)
     status = _report_checks("startup", checks)
     if status:
@@ -82,7 +85,7 @@ def startup_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     from .dns import flow as dns_flow  # dns-01 (issue 11): pre-flight, sweep, per-cert config
 
     dns_flow.startup(settings, domains, _certs_dir())
-    with open_client(settings, run=run) as client:
+    with client:
         _warn_about_unsaved_changes(client, settings)
         if _sweep(client, settings, "startup_hook") and run is not None:
             run.put(runstate.SWEPT, True)

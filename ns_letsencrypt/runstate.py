@@ -16,7 +16,9 @@ appliance and user (a short hash of both names the files), this module keeps:
     (firmware, configuration type, HA nodes, features, the challenge vserver); whether the
     startup sweep ran and whether the checks that matter for challenges passed; the challenge
     tokens deployed and not yet cleaned (``exit_hook`` sweeps again only when one is left); the
-    certificate inventory as the last deploy left it (the final reconciliation starts from it).
+    certificate inventory as the last deploy left it, with the files this run uploaded (the
+    final reconciliation starts from it, and lists the certificate directory only when it
+    needs a file this run did not write).
 
 Without ``NS_LE_RUN_DIR`` (dehydrated or a command run by hand) :func:`current` is None and
 every process logs in, reads what it needs and logs out, as before. The session id is a
@@ -198,9 +200,14 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def seed_inventory(run: Optional[RunState], deployer: Any, with_files: bool) -> None:
     """Start ``deployer`` (a deploy.Deployer) from the inventory an earlier process left.
 
-    The certkeys come from the run; the file list is read now when this deployer needs it
-    and the earlier one did not.
+    The certkeys come from the run. When this deployer needs the file list and the earlier
+    one did not read it, the list is read the first time a file is asked about that this run
+    did not upload: after a run that deployed every certificate it checks, the deploys have
+    already put every file in use there (and verified each certkey), so nothing is re-read;
+    a certificate deployed before this run still has its files checked on the appliance.
     """
+    from functools import partial
+
     from .deploy import Inventory
 
     data = run.get(INVENTORY) if run is not None else None
@@ -208,9 +215,13 @@ def seed_inventory(run: Optional[RunState], deployer: Any, with_files: bool) -> 
         return
     files = data.get("files")
     known = set(files) if isinstance(files, list) else None
+    confirmed = data.get("confirmed")
+    lister = None
     if with_files and known is None:
-        known = Inventory.list_files(deployer.client, deployer.settings)
-    deployer.inventory = Inventory(dict(data["certkeys"]), known)
+        lister = partial(Inventory.list_files, deployer.client, deployer.settings)
+    deployer.inventory = Inventory(dict(data["certkeys"]), known,
+                                   set(confirmed) if isinstance(confirmed, list) else set(),
+                                   lister)
 
 
 def keep_inventory(run: Optional[RunState], deployer: Any) -> None:
@@ -220,4 +231,5 @@ def keep_inventory(run: Optional[RunState], deployer: Any) -> None:
     inventory = deployer.known_inventory
     run.put(INVENTORY, None if inventory is None else {
         "certkeys": inventory.certkeys,
-        "files": sorted(inventory.files) if inventory.files is not None else None})
+        "files": sorted(inventory.files) if inventory.files is not None else None,
+        "confirmed": sorted(inventory.confirmed)})

@@ -440,16 +440,22 @@ def _days_left(certkey: Mapping[str, Any]) -> Optional[int]:
         return _days_from_date(certkey.get("clientcertnotafter"))
 
 
-def _days_from_date(text: Any) -> Optional[int]:
-    """Days until an OpenSSL-style date such as ``Mar  4 12:00:00 2025 GMT``."""
+def appliance_time(text: Any) -> Optional[datetime.datetime]:
+    """An OpenSSL-style date of the appliance (``Mar  4 12:00:00 2025 GMT``) in UTC, or None."""
     if not text:
         return None
     try:
         when = datetime.datetime.strptime(" ".join(str(text).split()), "%b %d %H:%M:%S %Y GMT")
     except ValueError:
         return None
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    return int((when - now).total_seconds() // 86400)
+    return when.replace(tzinfo=datetime.timezone.utc)
+
+
+def _days_from_date(text: Any) -> Optional[int]:
+    when = appliance_time(text)
+    if when is None:
+        return None
+    return int((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds() // 86400)
 
 
 def _is_expired(certkey: Mapping[str, Any]) -> bool:

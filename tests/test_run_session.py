@@ -57,15 +57,15 @@ def test_a_whole_run_logs_in_once_and_out_once(acme: Any, ns: Any) -> None:
 
 
 def test_a_session_killed_mid_run_is_replaced(acme: Any, ns: Any) -> None:
-    _, env = e2e_home(acme, "www.example.test\n")
-    env["NS_LOG_LEVEL"] = "info"  # the re-login is an info line: quiet runs keep it in the log
+    home, env = e2e_home(acme, "www.example.test\n")
     # the appliance drops the run's session just before the first file upload of deploy_cert
     ns.inject(method="POST", resource="systemfile", kind="expire")
 
     result = cron(env)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "NITRO session expired (errorcode 444); logging in again" in result.stderr
+    transcript = (home / "log" / "ns-letsencrypt.log").read_text()  # a quiet run logs it there
+    assert "NITRO session expired (errorcode 444); logging in again" in transcript
     assert "le-www.example.test" in served_serials(ns)
     assert logins_and_logouts(ns) == (2, 1)  # the killed session needs no logout
     assert not ns.state.sessions and not leftovers(acme.tmp)
@@ -115,4 +115,37 @@ def test_challenge_checks_moved_out_of_startup_still_stop_the_run_before_validat
     assert ns.dataplane_requests == []
     assert not [r for r in ns.writes() if r.resource.startswith("responder")]
     assert logins_and_logouts(ns) == (1, 1)
+    assert not ns.state.sessions and not leftovers(acme.tmp)
+
+
+def listings(ns: Any, since: int = 0) -> int:
+    """``GET systemfile`` listings of the certificate directory since request ``since``."""
+    return sum(1 for r in ns.requests[since:]
+               if r.method == "GET" and r.resource == "systemfile")
+
+
+def test_the_final_reconciliation_lists_files_only_for_a_certificate_not_deployed_this_run(
+        acme: Any, ns: Any) -> None:
+    from tests.test_scripts import FORCE
+
+    _, env = e2e_home(acme, "www.example.test\nshop.example.test\n")
+
+    first = cron(env)  # both deployed (and verified) in this run: nothing to list again
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert {"le-www.example.test", "le-shop.example.test"} <= set(served_serials(ns))
+    assert listings(ns) == 0
+    www_cert = next(ck["cert"] for ck in ns.certkeys() if ck["certkey"] == "le-www.example.test")
+    with ns.state.lock:  # someone deletes the file of the certificate the next run leaves alone
+        from tests.fakens.files import file_store
+
+        assert file_store(ns.state).remove("/nsconfig/ssl", www_cert)
+    before = len(ns.requests)
+
+    forced = subprocess.run([str(FORCE), "shop.example.test"], env=env, capture_output=True,
+                            text=True, timeout=240)
+
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert listings(ns, before) == 1  # www was not deployed by this run: its files are checked
+    assert www_cert in ns.files()  # and the missing one was put back
     assert not ns.state.sessions and not leftovers(acme.tmp)

@@ -9,7 +9,6 @@ Nothing here relies on the subject CN: ``tlsserver`` and ``shortlived`` certific
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..nitro import NitroClient
-from ..status import CertStatus, check_chain, local_certificates
+from ..status import CertStatus, appliance_time, check_chain, local_certificates
 from . import journal
 
 logger = logging.getLogger(__name__)
@@ -93,11 +92,6 @@ def saved_for_run() -> Optional[list[Deployed]]:
 
 
 def _openssl_time(text: Any) -> Optional[float]:
-    """Unix seconds of an OpenSSL-style date such as ``Mar  4 12:00:00 2025 GMT``."""
-    if not text:
-        return None
-    try:
-        when = datetime.datetime.strptime(" ".join(str(text).split()), "%b %d %H:%M:%S %Y GMT")
-    except ValueError:
-        return None
-    return when.replace(tzinfo=datetime.timezone.utc).timestamp()
+    """Unix seconds of an appliance date (see status.appliance_time)."""
+    when = appliance_time(text)
+    return None if when is None else when.timestamp()
