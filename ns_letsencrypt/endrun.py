@@ -39,13 +39,19 @@ def run(args: argparse.Namespace, load_settings: Callable[[], Settings]) -> int:
         return 0
     try:
         settings = load_settings()
-        state = runstate.RunState.open(Path(directory), settings.url, settings.username)
-        if state is not None and state.session_file.exists():
-            open_client(settings, run=state).end_session()
-            logger.debug("ended the run's NITRO session")
     except NsLeError as exc:
         logger.warning("could not log out of the run's NITRO session (%s); it expires after "
                        "%d s without use", exc, runstate.SESSION_TIMEOUT)
+        settings = None
+    for target in (settings.targets or (settings,)) if settings else ():  # NS_TARGETS: each
+        try:
+            state = runstate.RunState.open(Path(directory), target.url, target.username)
+            if state is not None and state.session_file.exists():
+                open_client(target, run=state).end_session()
+                logger.debug("ended the run's NITRO session")
+        except NsLeError as exc:
+            logger.warning("could not log out of the run's NITRO session (%s); it expires "
+                           "after %d s without use", exc, runstate.SESSION_TIMEOUT)
     for path in left:  # whatever could not be ended is forgotten all the same
         path.unlink(missing_ok=True)
     return 0
