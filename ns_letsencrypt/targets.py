@@ -7,7 +7,8 @@ operation over the targets it concerns and combines the outcomes:
 
 - challenges (``deploy_challenge``) go to every target whose role includes them, before the CA
   is asked to validate; one failing target fails the challenge (exit 7), and what was deployed
-  is cleaned on all of them;
+  is cleaned on all of them. dns-01 values likewise with NS_DNS=adns (each target's own ADNS);
+  an outside DNS server (rfc2136, lexicon) gets them once;
 - certificates (``deploy_cert``, ``exit_hook``'s reconciliation, ``deploy``) go to every target
   whose role includes them, in parallel (one thread per target: NITRO work is waiting for I/O);
   a failing target does not stop the others; the run fails with exit 8 naming each failed
@@ -134,12 +135,10 @@ def run_hook(name: str, handler: HookHandler, args: Sequence[str],
                                                 lenient=name == "clean_challenge"))
     _tag_log_lines()
     if name in CHALLENGE_HOOKS and os.environ.get("CHALLENGETYPE") == "dns-01":
-        # A DNS record is published once, not once per appliance (with NS_DNS=adns: on the
-        # first challenge target's ADNS service).
-        first = next((t for t in settings.targets if takes_challenges(t)), settings.targets[0])
-        return combine(name, run_on([first], lambda target: handler(args, lambda: target)))
+        return _dns_challenges(name, handler, args, settings)
     if name in CHALLENGE_HOOKS:
-        return _challenges(name, handler, args, settings)
+        return _challenges(name, handler, args,
+                           [t for t in settings.targets if takes_challenges(t)])
     if name in CERT_HOOKS:
         chosen = [t for t in settings.targets if takes_certs(t)]
     else:
@@ -163,9 +162,21 @@ def over_challenge_targets(name: str, load_settings: SettingsLoader,
     return max((o.status for o in outcomes), default=0)
 
 
-def _challenges(name: str, handler: HookHandler, args: Sequence[str],
-                settings: Settings) -> int:
+def _dns_challenges(name: str, handler: HookHandler, args: Sequence[str],
+                    settings: Settings) -> int:
+    """dns-01 values: with NS_DNS=adns every challenge target is authoritative (with GSLB the
+    CA may ask any of them), so each publishes on its own ADNS and waits for its own
+    services, as http-01 challenges go to each; a DNS server outside the appliances
+    (rfc2136, lexicon) gets the values once, through the first challenge target."""
     chosen = [t for t in settings.targets if takes_challenges(t)]
+    if any(t.dns == "adns" for t in chosen):
+        return _challenges(name, handler, args, chosen)
+    first = chosen[0] if chosen else settings.targets[0]
+    return combine(name, run_on([first], lambda target: handler(args, lambda: target)))
+
+
+def _challenges(name: str, handler: HookHandler, args: Sequence[str],
+                chosen: Sequence[Settings]) -> int:
     outcomes = run_on(chosen, lambda target: handler(args, lambda: target))
     failed = [o for o in outcomes if o.failed]
     if name == "clean_challenge" or not failed:

@@ -123,3 +123,70 @@ def test_status_per_target_and_the_worst_wins(fakes: tuple[FakeNetScaler, FakeNe
     status, out, _ = run(capsys, "status", "--nagios", "--certs-dir", "none")
     assert status == 3 and out.startswith("NS-LETSENCRYPT UNKNOWN - dc2:- ")
     assert "'dc1:le-www.example.com'=" in out
+
+
+# -- dns-01 through each target's own ADNS (NS_DNS=adns) -----------------------------------
+
+DNS_NAME = "_acme-challenge.example.test"
+DNS_VALUES = ("A" * 43, "B" * 43)
+DNS_ARGS = ["*.example.test", "tok-1", DNS_VALUES[0], "example.test", "tok-2", DNS_VALUES[1]]
+
+
+@pytest.fixture
+def adns_env(fakes: tuple[FakeNetScaler, FakeNetScaler], env: dict[str, str],
+             monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for fake in fakes:
+        fake.enable_adns(("example.test",))  # each site's ADNS is authoritative (GSLB)
+    for key, value in {"NS_DNS": "adns", "NS_DNS_WAIT": "10",
+                       "CHALLENGETYPE": "dns-01"}.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def state_kinds(env: dict[str, str]) -> list[tuple[str, str]]:
+    from ns_letsencrypt.dns.state import StateFile
+
+    return sorted((e.kind, e.value) for e in StateFile(Path(env["NS_LE_HOME"])).entries())
+
+
+def test_dns01_values_reach_every_adns_target_and_leave_all(
+        fakes: tuple[FakeNetScaler, FakeNetScaler], adns_env: dict[str, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "hook", "deploy_challenge", *DNS_ARGS)
+    both = [(DNS_NAME, DNS_VALUES[0]), (DNS_NAME, DNS_VALUES[1])]
+    assert status == 0, err
+    assert fakes[0].txt_records() == fakes[1].txt_records() == both
+    assert state_kinds(adns_env) == sorted((f"adns@{t}", v) for t in ("dc1", "dc2")
+                                           for v in DNS_VALUES)
+    status, _, err = run(capsys, "hook", "clean_challenge", *DNS_ARGS)
+    assert status == 0, err
+    assert fakes[0].txt_records() == fakes[1].txt_records() == []
+    assert state_kinds(adns_env) == []
+
+
+def test_a_dns01_value_refused_by_one_target_fails_and_is_removed_from_all(
+        fakes: tuple[FakeNetScaler, FakeNetScaler], adns_env: dict[str, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fakes[1].inject("POST", "dnstxtrec", None, errorcode=257,
+                    message="Operation not permitted")
+    status, _, err = run(capsys, "hook", "deploy_challenge", *DNS_ARGS)
+    assert status == 7
+    assert "the challenge failed on dc2" in err and "removed from every challenge target" in err
+    assert fakes[0].txt_records() == fakes[1].txt_records() == []
+    assert state_kinds(adns_env) == []
+
+
+def test_each_target_sweeps_its_own_dns01_leftovers(
+        fakes: tuple[FakeNetScaler, FakeNetScaler], adns_env: dict[str, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from ns_letsencrypt.config import load_settings
+    from ns_letsencrypt.dns import flow
+
+    status, _, err = run(capsys, "hook", "deploy_challenge", *DNS_ARGS)  # never cleaned
+    assert status == 0, err
+    dc1, dc2 = load_settings().targets
+    flow.sweep(dc1)  # dc2's values stay recorded while they are on dc2
+    assert fakes[0].txt_records() == [] and len(fakes[1].txt_records()) == 2
+    assert state_kinds(adns_env) == sorted(("adns@dc2", v) for v in DNS_VALUES)
+    flow.sweep(dc2)
+    assert fakes[1].txt_records() == [] and state_kinds(adns_env) == []

@@ -9,7 +9,8 @@ by name alone, which would take the sibling value of a wildcard with it.
 
 Pre-flight: an ADNS service is UP, and an SOA record on the appliance covers each challenge
 name (else this NetScaler is not authoritative for it). The servers to poll are
-``NS_DNS_NAMESERVERS`` or the appliance's ADNS services.
+``NS_DNS_NAMESERVERS`` or the appliance's ADNS services. With NS_TARGETS every challenge target
+publishes on its own appliance (targets.py), and its values are recorded per target.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class AdnsPublisher(Publisher):
     kind = "adns"
 
     def __init__(self, settings: Settings, client: NitroClient) -> None:
+        # Each NS_TARGETS target publishes on its own appliance: its values are recorded as
+        # "adns@<target>", so that each target's sweep removes exactly its own leftovers.
+        self.kind = f"adns@{settings.target}" if settings.target else "adns"
         self._settings = settings
         self._client = client
         self._services: Optional[list[JsonObj]] = None

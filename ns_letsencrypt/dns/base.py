@@ -69,7 +69,9 @@ class NotPublished(DnsError):
 class Publisher(abc.ABC):
     """Publishes and removes challenge TXT values in one DNS system."""
 
-    kind: str = ""  # "adns", "rfc2136", "lexicon:<provider>": what the state file records
+    # what the state file records: "adns" ("adns@<target>" with NS_TARGETS), "rfc2136",
+    # "lexicon:<provider>"
+    kind: str = ""
 
     @abc.abstractmethod
     def preflight(self, names: Sequence[str]) -> None:

@@ -10,7 +10,8 @@ the hooks and commands without it.
 - ``startup``: from domains.txt, refuse a wildcard-first line without alias, pre-flight the
   publisher for every dns-01 name, sweep leftovers, then tell dehydrated per certificate which
   challenge to use (:mod:`.certconfig`). Nothing is written when a check fails.
-- ``sweep``: remove every recorded value (the run lock means no other run owns them).
+- ``sweep``: remove every recorded value of this publisher (the run lock means no other run
+  owns them); with NS_TARGETS and ``adns`` each target sweeps its own (``adns@<target>``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .base import NotPublished, Publisher, TxtRecord, challenge_name, is_valid_v
 from .state import Entry, StateFile
 
 logger = logging.getLogger(__name__)
+
+TARGET_ADNS = "adns@"  # state-file kind of an NS_TARGETS target's own ADNS values
 
 
 def is_dns_call() -> bool:
@@ -127,8 +130,10 @@ def startup(settings: Settings, domains: Optional[Path], certs_dir: Path) -> Non
                 if certconfig.challenge_of(line, settings.challenge) == "dns-01"]
     state = state_file()
     # An NS_DNS that no certificate uses yet must not stop http-01 renewals: check it only
-    # when needed, and open it otherwise only to sweep what an earlier run left.
-    if uses_dns or (settings.dns and state.entries()):
+    # when needed, and open it otherwise only to sweep what an earlier run left. A target
+    # that takes no challenges (NS_<T>_ROLE=certs) publishes nothing: nothing to check.
+    takes_challenges = settings.role != "certs"
+    if takes_challenges and (uses_dns or (settings.dns and state.entries())):
         names = sorted({challenge_name(n) for line in uses_dns for n in line.names})
         with open_publisher(settings) as publisher:
             if names:
@@ -142,7 +147,7 @@ def startup(settings: Settings, domains: Optional[Path], certs_dir: Path) -> Non
 def sweep(settings: Settings) -> list[Entry]:
     """Remove every recorded value of the configured publisher; returns what was removed."""
     state = state_file()
-    if not state.entries() or not settings.dns:
+    if not state.entries() or not settings.dns or settings.role == "certs":
         return []
     with open_publisher(settings) as publisher:
         return _sweep(publisher, state, "sweep")
@@ -152,15 +157,27 @@ def _sweep(publisher: Publisher, state: StateFile, where: str) -> list[Entry]:
     entries = state.entries()
     mine = [e for e in entries if e.kind == publisher.kind]
     for other in sorted({e.kind for e in entries} - {publisher.kind}):
-        logger.warning("%s: values published through %s are recorded in %s; set NS_DNS=%s "
-                       "once and run 'ns-letsencrypt cleanup --yes' to remove them", where,
-                       other, state.path, other)
+        if publisher.kind.startswith(TARGET_ADNS) and other.startswith(TARGET_ADNS):
+            continue  # another target's values: its own startup_hook and exit_hook sweep them
+        logger.warning("%s: values published through %s are recorded in %s; %s", where,
+                       other, state.path, _how_to_sweep(other))
     if not mine:
         return []
     if _remove(publisher, [e.record for e in mine], state, where):
         return []
     logger.info("%s: removed %d leftover dns-01 value(s)", where, len(mine))
     return mine
+
+
+def _how_to_sweep(kind: str) -> str:
+    if kind.startswith(TARGET_ADNS):
+        target = kind[len(TARGET_ADNS):]
+        return (f"the next run with NS_DNS=adns and {target} in NS_TARGETS removes them from "
+                "that target")
+    if kind == "adns":
+        return ("they were published without NS_TARGETS: unset it, point NS_URL at that "
+                "appliance and run 'ns-letsencrypt cleanup --yes' to remove them")
+    return f"set NS_DNS={kind} once and run 'ns-letsencrypt cleanup --yes' to remove them"
 
 
 def sweep_quietly(settings: Settings, where: str) -> None:

@@ -29,7 +29,7 @@ FILE_NAME = ".dns-challenges.json"
 class Entry:
     """One recorded value."""
 
-    kind: str  # the publisher: "adns", "rfc2136", "lexicon:<provider>"
+    kind: str  # the publisher: "adns", "adns@<target>", "rfc2136", "lexicon:<provider>"
     name: str
     value: str
     added: int
