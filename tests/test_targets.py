@@ -190,3 +190,26 @@ def test_each_target_sweeps_its_own_dns01_leftovers(
     assert state_kinds(adns_env) == sorted(("adns@dc2", v) for v in DNS_VALUES)
     flow.sweep(dc2)
     assert fakes[1].txt_records() == [] and state_kinds(adns_env) == []
+
+
+def test_a_certs_only_target_neither_publishes_nor_checks_dns01(
+        fakes: tuple[FakeNetScaler, FakeNetScaler], adns_env: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from ns_letsencrypt.config import load_settings
+    from ns_letsencrypt.dns import flow
+    from ns_letsencrypt.errors import DnsNotReady
+
+    monkeypatch.setenv("NS_DC2_ROLE", "certs")
+    status, _, err = run(capsys, "hook", "deploy_challenge", *DNS_ARGS)
+    assert status == 0, err
+    assert len(fakes[0].txt_records()) == 2 and fakes[1].txt_records() == []
+    assert state_kinds(adns_env) == sorted(("adns@dc1", v) for v in DNS_VALUES)
+    run(capsys, "hook", "clean_challenge", *DNS_ARGS)
+    domains = tmp_path / "domains.txt"
+    domains.write_text("*.other.test other.test > star_other_test\n")  # no fake serves it
+    dc1, dc2 = load_settings().targets
+    with pytest.raises(DnsNotReady, match="not authoritative for _acme-challenge.other.test"):
+        flow.startup(dc1, domains, tmp_path / "certs")
+    flow.startup(dc2, domains, tmp_path / "certs")  # takes no challenges: nothing to check
+    assert fakes[1].writes() == [] and state_kinds(adns_env) == []
