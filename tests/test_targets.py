@@ -209,7 +209,7 @@ def test_a_certs_only_target_neither_publishes_nor_checks_dns01(
     domains = tmp_path / "domains.txt"
     domains.write_text("*.other.test other.test > star_other_test\n")  # no fake serves it
     dc1, dc2 = load_settings().targets
-    with pytest.raises(DnsNotReady, match="not authoritative for _acme-challenge.other.test"):
+    with pytest.raises(DnsNotReady, match=r"not authoritative for _acme-challenge\.other\.test"):
         flow.startup(dc1, domains, tmp_path / "certs")
     flow.startup(dc2, domains, tmp_path / "certs")  # takes no challenges: nothing to check
     assert fakes[1].writes() == [] and state_kinds(adns_env) == []
