@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import dns.exception
 import dns.message
@@ -37,6 +37,22 @@ def bind_missing() -> Optional[str]:
         if not Path(tool).exists():
             return f"{tool} is missing (apt-get install bind9 bind9-utils; tools/install-deps.sh)"
     return None
+
+
+def serve(launch: Callable[[], subprocess.Popen[bytes]], answers: Callable[[], bool],
+          name: str) -> subprocess.Popen[bytes]:
+    """Start a DNS server with ``launch`` (which picks a free port) until it ``answers``; up to
+    three tries, since another process may take the port between free_port and the bind."""
+    for attempt in range(3):
+        proc = launch()
+        try:
+            wait_until(answers, proc, name)
+            return proc
+        except BaseException:
+            stop(proc)
+            if attempt == 2:
+                raise
+    raise AssertionError("not reached")
 
 
 class Bind:
@@ -63,17 +79,13 @@ class Bind:
             f"@ IN SOA ns1.{self.zone}. hostmaster.{self.zone}. ( 1 60 60 600 5 )\n"
             f"@ IN NS ns1.{self.zone}.\n"
             "ns1 IN A 127.0.0.1\n")
-        for attempt in range(3):
+
+        def launch() -> subprocess.Popen[bytes]:
             self.port = free_port(udp_too=True)
             conf = self._write_conf(zone_file)
-            self._proc = spawn([NAMED, "-g", "-c", str(conf)], self.dir / "named.log")
-            try:
-                wait_until(self._answers, self._proc, "named")
-                return self
-            except BaseException:
-                stop(self._proc)
-                if attempt == 2:
-                    raise
+            return spawn([NAMED, "-g", "-c", str(conf)], self.dir / "named.log")
+
+        self._proc = serve(launch, self._answers, "named")
         return self
 
     def stop(self) -> None:
@@ -167,7 +179,10 @@ class PowerDns:
         database = self.dir / "pdns.sqlite3"
         with sqlite3.connect(database) as db:
             db.executescript(PDNS_SCHEMA.read_text())
-        for attempt in range(3):
+        zone_created = False
+
+        def launch() -> subprocess.Popen[bytes]:
+            nonlocal zone_created
             self.port, api_port = free_port(udp_too=True), free_port()
             self.api_url = f"http://127.0.0.1:{api_port}"
             (self.dir / "pdns.conf").write_text("\n".join([
@@ -179,18 +194,13 @@ class PowerDns:
                 "cache-ttl=0", "negquery-cache-ttl=0", "query-cache-ttl=0",
                 "zone-cache-refresh-interval=0", "disable-syslog=yes", "guardian=no",
                 "daemon=no", "write-pid=no", "loglevel=4", ""]))
-            if attempt == 0:
+            if not zone_created:
                 self._pdnsutil("create-zone", self.zone, f"ns1.{self.zone}")
                 self._pdnsutil("add-record", self.zone, "ns1", "A", "127.0.0.1")
-            self._proc = spawn([PDNS_SERVER, f"--config-dir={self.dir}"],
-                               self.dir / "pdns.log")
-            try:
-                wait_until(self._answers, self._proc, "pdns_server")
-                return self
-            except BaseException:
-                stop(self._proc)
-                if attempt == 2:
-                    raise
+                zone_created = True
+            return spawn([PDNS_SERVER, f"--config-dir={self.dir}"], self.dir / "pdns.log")
+
+        self._proc = serve(launch, self._answers, "pdns_server")
         return self
 
     def stop(self) -> None:
