@@ -55,7 +55,29 @@ def serve(launch: Callable[[], subprocess.Popen[bytes]], answers: Callable[[], b
     raise AssertionError("not reached")
 
 
-class Bind:
+class ZoneServer:
+    """What the test servers share: one zone on a loopback port, the process serving it."""
+
+    zone: str
+    port: int
+    _proc: Optional[subprocess.Popen[bytes]]
+
+    def stop(self) -> None:
+        stop(self._proc)
+
+    def _answers(self) -> bool:
+        query = dns.message.make_query(self.zone, "SOA")
+        try:
+            return bool(dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.3).answer)
+        except dns.exception.DNSException:
+            return False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class Bind(ZoneServer):
     """One named process serving one fresh zone."""
 
     def __init__(self, workdir: Path, *, zone: str = ZONE,
@@ -88,9 +110,6 @@ class Bind:
         self._proc = serve(launch, self._answers, "named")
         return self
 
-    def stop(self) -> None:
-        stop(self._proc)
-
     def _write_conf(self, zone_file: Path) -> Path:
         conf = self.dir / "named.conf"
         conf.write_text(
@@ -108,17 +127,6 @@ class Bind:
             f'zone "{self.zone}" {{ type primary; file "{zone_file}"; '
             f"update-policy {{ {self.policy} }}; }};\n")
         return conf
-
-    def _answers(self) -> bool:
-        query = dns.message.make_query(self.zone, "SOA")
-        try:
-            return bool(dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.3).answer)
-        except dns.exception.DNSException:
-            return False
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def txt(self, name: str) -> set[str]:
         answer = dns.query.tcp(dns.message.make_query(name, "TXT"), "127.0.0.1",
@@ -160,7 +168,7 @@ def powerdns_missing() -> Optional[str]:
     return None
 
 
-class PowerDns:
+class PowerDns(ZoneServer):
     """A PowerDNS authoritative server (sqlite backend) with its HTTP API, for lexicon's
     ``powerdns`` provider: DNS on ``port`` (UDP+TCP), the API on ``api_url``. Caches are off,
     so an API change is visible to the next query."""
@@ -203,23 +211,9 @@ class PowerDns:
         self._proc = serve(launch, self._answers, "pdns_server")
         return self
 
-    def stop(self) -> None:
-        stop(self._proc)
-
     def _pdnsutil(self, *args: str) -> None:
         subprocess.run([PDNSUTIL, f"--config-dir={self.dir}", *args], check=True,
                        capture_output=True)
-
-    def _answers(self) -> bool:
-        query = dns.message.make_query(self.zone, "SOA")
-        try:
-            return bool(dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.3).answer)
-        except dns.exception.DNSException:
-            return False
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def all_txt(self) -> list[tuple[str, str]]:
         import sqlite3
