@@ -20,9 +20,10 @@ import io
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from .common import run_counted
 
 COUNTS = (1, 5)
 THUMBPRINT = "KxPl8CqV3nJx0aQ4o2bS8mE1gD9yT6uW5rZ7hL0klY4"
@@ -47,17 +48,10 @@ def _certbot(work: Path, pebble: Any, fake: Any, names: list[str]) -> dict[str, 
 
 
 def _count(fake: Any, run: Any) -> dict[str, Any]:
-    before = len(fake.requests)
-    started = time.perf_counter()
-    done = run()
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"issuance failed ({done.returncode}): {done.stdout[-1500:]}"
-                           f"{done.stderr[-1500:]}")
-    log = fake.requests[before:]
+    log, seconds = run_counted(fake, "issuance", run)
     return {"nitro_requests": len(log),
             "writes": sum(1 for r in log if r.method != "GET"),
-            "wall_s": round(wall, 2)}
+            "wall_s": round(seconds, 2)}
 
 
 def issuance() -> dict[str, Any]:

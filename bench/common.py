@@ -25,6 +25,17 @@ def wall(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+def run_counted(fake: Any, what: str, run: Callable[[], Any]) -> tuple[list[Any], float]:
+    """Run ``run`` (it returns a CompletedProcess) against ``fake``; the NITRO requests it sent
+    and its seconds. A failed run raises, naming ``what`` with the end of its output."""
+    before = len(fake.requests)
+    seconds, done = wall(run)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed ({done.returncode}): {done.stdout[-2000:]}"
+                           f"{done.stderr[-2000:]}")
+    return fake.requests[before:], seconds
+
+
 def median_seconds(samples: Sequence[float]) -> float:
     """The median, rounded to milliseconds (finer digits are noise on a shared machine)."""
     return round(statistics.median(samples), 4)

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import REPO
+from .common import REPO, run_counted
 
 BUDGETS = {"first_issuance_1_name": 24, "first_issuance_5_names": 24,
            "day_without_renewals": 8, "forced_renewal_new_issuer": 30}
@@ -79,14 +79,8 @@ def _home(work: Path, pebble: Any, fake: Any, domains: str) -> dict[str, str]:
 
 def _script(fake: Any, env: dict[str, str], *argv: str) -> dict[str, Any]:
     """Run one script; its request count, logins, logouts, sequence and wall time."""
-    before = len(fake.requests)
-    started = time.perf_counter()
-    done = subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=600)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{Path(argv[0]).name} failed ({done.returncode}): "
-                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    log = fake.requests[before:]
+    log, wall = run_counted(fake, Path(argv[0]).name, lambda: subprocess.run(
+        list(argv), env=env, capture_output=True, text=True, timeout=600))
     return {"requests": len(log),
             "logins": sum(1 for r in log if r.resource == "login"),
             "logouts": sum(1 for r in log if r.resource == "logout"),
