@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ns_letsencrypt import deploy, reconcile
+from ns_letsencrypt import appliance, deploy, reconcile
 from ns_letsencrypt.config import Settings
 from ns_letsencrypt.hook import run_hook
 from ns_letsencrypt.session import open_client
@@ -67,7 +67,7 @@ def _deploy_run(fake: Any, files: dict[str, Path], name: str) -> Callable[[], No
         with open_client(settings) as client:
             result = deploy.deploy_cert(client, settings, name, str(files["key"]),
                                         str(files["cert"]), str(files["chain"]))
-            deploy.finish_run(client, settings, result.changed)
+            appliance.finish_run(client, settings, result.changed)
     return action
 
 
@@ -122,7 +122,7 @@ def noop_reconcile(base: Path, count: int = RECONCILE_CERTS) -> dict[str, Any]:
         def run_once() -> None:
             with open_client(settings) as client:
                 result = reconcile.reconcile(client, settings, dh / "domains.txt", dh / "certs")
-                deploy.finish_run(client, settings, result.changed)
+                appliance.finish_run(client, settings, result.changed)
 
         initial = _measure(fake, run_once)
         noop = _measure(fake, run_once)

@@ -100,6 +100,21 @@ def save_config(client: NitroClient) -> None:
     logger.info("saved the running configuration")
 
 
+def finish_run(client: NitroClient, settings: Settings, changed: bool) -> bool:
+    """Save the configuration once, per NS_SAVE_CONFIG; returns True when it saved."""
+    mode = settings.save_config
+    if mode == "never":
+        if changed:
+            logger.warning("configuration changed but not saved (NS_SAVE_CONFIG=never); it is "
+                           "lost at the next reboot unless saved")
+        return False
+    if mode == "changed" and not changed:
+        logger.debug("nothing changed; configuration not saved")
+        return False
+    save_config(client)
+    return True
+
+
 def check_vserver(client: NitroClient, settings: Settings) -> list[Check]:
     """Is the configured challenge vserver usable: exists, right type, HTTP on 80, UP?"""
     kind = settings.vserver_type

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from . import challenge, deploy, hook
+from . import appliance, challenge, deploy, hook
 from .config import Settings
 from .errors import ChallengeError, ConfigError, InputError, NitroApiError
 from .naming import short_hash
@@ -255,7 +255,7 @@ def deploy_lineage(env: Mapping[str, str], load_settings: SettingsLoader) -> int
         # "unsaved changes" warning would only ever name our own work.
         bundle = deploy.load_bundle(*_files(cert), cert.domain, cert.alias)
         result = deploy.Deployer(client, settings, report_unsaved=False).deploy(bundle)
-        deploy.finish_run(client, settings, result.changed)
+        appliance.finish_run(client, settings, result.changed)
     print(f"{result.name}: certkey {result.certkey} {result.action} (serial {result.serial})")
     return 0
 

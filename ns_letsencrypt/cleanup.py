@@ -343,7 +343,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, load_settings: SettingsLoader) -> int:
     """Plan, print, and with --yes remove; exit 5 when a removal failed."""
-    from .deploy import finish_run
+    from .appliance import finish_run
     from .errors import ExitStatus
     from .register import home_dir
     from .session import open_client

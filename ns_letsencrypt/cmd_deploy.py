@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import runstate, targets
+from .appliance import finish_run
 from .config import Settings
-from .deploy import Deployer, DeployResult, deploy_cert, finish_run
+from .deploy import Deployer, DeployResult, deploy_cert
 from .errors import ConfigError, DeployError
 from .ha import follow_primary
 from .nitro import NitroClient

@@ -10,14 +10,15 @@ that every binding of its certkey serves it with the complete chain, in a safe o
    certificate under any name) and link intermediate -> next intermediate;
 5. add the certkey, or ``update`` it in place (bindings stay), and link it to its issuer;
 6. verify with a GET (serial and link);
-7. only then delete what nothing references any more (old files, old CA certkeys).
+7. only then delete what nothing references any more: old files, and CA certkeys of ours once
+   they have expired (a superseded but valid intermediate stays for later renewals).
 
 A failure in steps 3-6 undoes what this run did (in reverse), so the previous certificate, key
 and link keep serving, and raises :class:`DeployError` naming the step. Cleanup failures are
-only logged. The configuration is saved once per run by :func:`finish_run`.
+only logged. The configuration is saved once per run by :func:`appliance.finish_run`.
 
 Public interface (used by ``hook.py``, ``reconcile.py``, ``ns-copytons.py``):
-``deploy_cert``, ``finish_run``, :class:`Deployer` (one run, many certificates), ``load_bundle``.
+``deploy_cert``, :class:`Deployer` (one run, many certificates), ``load_bundle``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ TAG_LEN = 12  # hex digits of a fingerprint in file names: unique per generation
 _CONTENTS_CLASH = re.compile(r"certkeyName\s+Contents\s*,\s*(.+)$", re.IGNORECASE)
 _CN = re.compile(r"CN\s*=\s*([^,/]+)")
 _CERTKEY_ATTRS = ("certkey", "cert", "key", "serial", "subject", "issuer", "linkcertkeyname",
-                  "publickey")
+                  "publickey", "daystoexpiration")
 ALREADY_GONE = frozenset({258, 1540})
 NOT_LINKED = 1545
 FILE_EXISTS = 1642
@@ -745,19 +746,22 @@ class Deployer:
 
     def _cleanup(self, plan: Plan, old_files: tuple[str, str],
                  old_chain: list[str]) -> list[str]:
-        """Delete superseded files and CA certkeys that nothing references; never raises."""
-        removed: list[str] = []
-        candidates = list(old_files)
+        """Delete superseded files and expired CA certkeys nothing references; never raises.
+
+        A superseded intermediate that is still valid stays, with its file: Let's Encrypt
+        issues from a few intermediates in turn, so a later renewal is likely to link it again
+        instead of uploading and adding it (two requests saved then, two deletions saved now).
+        It goes once it has expired, here or in any later deploy, or at once with ``cleanup``.
+        """
         keep = {ca.certkey for ca in plan.cas}
-        for name in old_chain:  # nearest first: a CA is free only once its child is gone
-            if name in keep or not self._is_our_ca(name) or self.inventory.linked_from(name):
-                break
-            ca_file = _base(self.inventory.certkeys[name].get("cert"))
-            if not self._try(f"remove superseded CA certkey {name}",
-                             partial(self._retire_ca, name)):
-                break
-            removed.append(name)
-            candidates.append(ca_file)
+        removed, candidates = self._remove_expired_cas(keep)
+        kept = [name for name in old_chain if name not in keep
+                and name in self.inventory.certkeys and self._is_our_ca(name)]
+        if kept:
+            logger.info("%s: kept the superseded CA certkey(s) %s: still valid, and likely to "
+                        "issue a later renewal ('ns-letsencrypt cleanup' removes unused ones)",
+                        plan.bundle.name, ", ".join(kept))
+        candidates = list(old_files) + candidates
         # a CA file uploaded for nothing: the appliance had the certificate under another name
         candidates += [ca.file for ca in plan.cas if ca.file != _base(
             self.inventory.certkeys.get(ca.certkey, {}).get("cert"))]
@@ -768,6 +772,29 @@ class Deployer:
                          partial(self._delete_file, filename)):
                 removed.append(filename)
         return removed
+
+    def _remove_expired_cas(self, keep: set[str]) -> tuple[list[str], list[str]]:
+        """Remove our expired CA certkeys that no certkey links to, dependents first.
+
+        Returns the certkeys removed and their files (deleted by the caller once unused).
+        Costs no request when there is none: the inventory already holds their expiry.
+        """
+        doomed = [name for name, obj in self.inventory.certkeys.items()
+                  if name not in keep and self._is_our_ca(name) and _expired(obj)]
+        removed: list[str] = []
+        files: list[str] = []
+        progress = True
+        while progress:  # a chain of expired CAs goes child first, one pass per level
+            progress = False
+            for name in [n for n in doomed if not self.inventory.linked_from(n)]:
+                doomed.remove(name)
+                ca_file = _base(self.inventory.certkeys[name].get("cert"))
+                if self._try(f"remove expired CA certkey {name}",
+                             partial(self._retire_ca, name)):
+                    removed.append(name)
+                    files.append(ca_file)
+                    progress = True
+        return removed, files
 
     def _retire_ca(self, name: str) -> None:
         """Remove an unreferenced CA certkey; some builds refuse while it is itself linked."""
@@ -879,6 +906,18 @@ def _contents_owner(exc: NitroApiError) -> Optional[str]:
     return match.group(1).strip() if match else None
 
 
+def _expired(obj: JsonObj) -> bool:
+    """Whether a certkey's certificate has expired (``daystoexpiration`` 0 or less).
+
+    Without the field (not returned, not a number) it counts as valid: keeping an unused
+    intermediate costs nothing, removing a needed one would break a chain.
+    """
+    try:
+        return int(obj.get("daystoexpiration", 1)) <= 0
+    except (TypeError, ValueError):
+        return False
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "yes", "1", "on")
@@ -910,22 +949,7 @@ def deploy_cert(
 ) -> DeployResult:
     """Deploy one certificate (dehydrated's ``deploy_cert`` hook); no config save.
 
-    Call :func:`finish_run` once at the end of the run with ``result.changed``.
+    Call :func:`appliance.finish_run` once at the end of the run with ``result.changed``.
     """
     bundle = load_bundle(keyfile, certfile, chainfile, domain, alias)
     return Deployer(client, settings, report_unsaved=report_unsaved).deploy(bundle)
-
-
-def finish_run(client: NitroClient, settings: Settings, changed: bool) -> bool:
-    """Save the configuration once, per NS_SAVE_CONFIG; returns True when it saved."""
-    mode = settings.save_config
-    if mode == "never":
-        if changed:
-            logger.warning("configuration changed but not saved (NS_SAVE_CONFIG=never); it is "
-                           "lost at the next reboot unless saved")
-        return False
-    if mode == "changed" and not changed:
-        logger.debug("nothing changed; configuration not saved")
-        return False
-    appliance.save_config(client)
-    return True

@@ -127,8 +127,6 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
     error = args[0] if args else ""
     if error:
         logger.error("dehydrated reported: %s", error)
-    from . import deploy
-
     settings = load_settings()
     script_reconciles = not error and os.environ.get("NS_LE_SCRIPT_RECONCILES") == "1"
     from .dns import flow as dns_flow
@@ -143,7 +141,7 @@ def exit_hook(args: Sequence[str], load_settings: SettingsLoader) -> int:
             skip = script_reconciles or not targets.takes_certs(settings)
             result = None if skip else _reconcile(client, settings, run)
             changed = _issued_this_run() or (result is not None and result.changed)
-            deploy.finish_run(client, settings, changed)
+            appliance.finish_run(client, settings, changed)
         finally:
             if not script_reconciles:  # nothing of this run follows: end its session
                 client.end_session()
@@ -186,12 +184,12 @@ def _sweep(client: NitroClient, settings: Settings, where: str) -> bool:
 def _reconcile(client: NitroClient, settings: Settings,
                run: Optional[runstate.RunState]) -> Optional[reconcile.ReconcileResult]:
     """Reconcile the certificates of ``$BASEDIR/domains.txt`` (None when there is none)."""
-    from . import deploy, reconcile
-
     domains = _domains_file()
     if domains is None:
         logger.debug("no $BASEDIR/domains.txt: nothing to reconcile")
         return None
+    from . import deploy, reconcile  # cryptography with them: only when there is work
+
     certs_dir = os.environ.get("CERTDIR") or str(domains.parent / "certs")
     deployer = deploy.Deployer(client, settings, with_files=True, report_unsaved=False)
     runstate.seed_inventory(run, deployer, with_files=True)

@@ -52,8 +52,9 @@ def _now() -> datetime.datetime:
 
 
 def make_ca(cn: str, parent: Optional[Issued] = None, algo: str = "ec",
-            key: Optional[Key] = None) -> Issued:
-    """A CA certificate: self-signed root when ``parent`` is None, else an intermediate."""
+            key: Optional[Key] = None, days: float = 3650) -> Issued:
+    """A CA certificate: self-signed root when ``parent`` is None, else an intermediate;
+    valid until ``days`` from now (negative: already expired)."""
     key = key or new_key(algo)
     issuer_name = parent.cert.subject if parent else _name(cn)
     signer = parent.key if parent else key
@@ -63,8 +64,8 @@ def make_ca(cn: str, parent: Optional[Issued] = None, algo: str = "ec",
         .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(days=1))
-        .not_valid_after(_now() + datetime.timedelta(days=3650))
+        .not_valid_before(_now() - datetime.timedelta(days=max(1, 1 - days)))
+        .not_valid_after(_now() + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -124,13 +125,15 @@ class Hierarchy:
         return b"".join(pems)
 
 
-def make_hierarchy(tag: str = "A", length: int = 1, algo: str = "ec") -> Hierarchy:
-    """root -> int(length) -> ... -> int1; intermediates returned leaf-side first."""
+def make_hierarchy(tag: str = "A", length: int = 1, algo: str = "ec",
+                   days: float = 3650) -> Hierarchy:
+    """root -> int(length) -> ... -> int1; intermediates returned leaf-side first, valid
+    until ``days`` from now (negative: already expired)."""
     root = make_ca(f"Test Root {tag}", algo=algo)
     chain: list[Issued] = []
     parent = root
     for depth in range(length, 0, -1):
-        parent = make_ca(f"Test Intermediate {tag}{depth}", parent, algo=algo)
+        parent = make_ca(f"Test Intermediate {tag}{depth}", parent, algo=algo, days=days)
         chain.insert(0, parent)
     return Hierarchy(root, chain)
 

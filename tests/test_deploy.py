@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ns_letsencrypt import deploy, reconcile
+from ns_letsencrypt import appliance, deploy, reconcile
 from ns_letsencrypt.errors import ConfigError, DeployError, InputError
 from ns_letsencrypt.session import open_client
 from tests import pki
@@ -33,10 +33,11 @@ VSERVER = "vs-ssl"
 class Issuer:
     """Issues dehydrated-style cert directories from one test hierarchy."""
 
-    def __init__(self, tmp: Path, tag: str = "A", length: int = 1, algo: str = "ec") -> None:
+    def __init__(self, tmp: Path, tag: str = "A", length: int = 1, algo: str = "ec",
+                 ca_days: float = 3650) -> None:
         self.tmp = tmp
         self.algo = algo
-        self.hierarchy = pki.make_hierarchy(tag, length=length, algo=algo)
+        self.hierarchy = pki.make_hierarchy(tag, length=length, algo=algo, days=ca_days)
         self.count = 0
 
     def issue(self, names: list[str], key: Optional[pki.Key] = None,
@@ -57,7 +58,7 @@ def run(fake: Any, files: dict[str, Path], domain: str, alias: Optional[str] = N
     with open_client(settings) as client:
         result = deploy.deploy_cert(client, settings, domain, str(files["key"]),
                                     str(files["cert"]), str(files["chain"]), alias)
-        deploy.finish_run(client, settings, result.changed)
+        appliance.finish_run(client, settings, result.changed)
     return result
 
 
@@ -217,7 +218,7 @@ def test_duplicate_contents_answer_273_is_reused(fake, issuer):
     assert our_files(fake) == {certkey(fake, "le-www.example.com")[k] for k in ("cert", "key")}
 
 
-def test_issuer_change_relinks_and_removes_the_old_ca_only_when_unreferenced(fake, tmp_path):
+def test_issuer_change_relinks_and_keeps_the_old_ca_while_it_is_valid(fake, tmp_path):
     old = Issuer(tmp_path / "old", tag="O")
     new = Issuer(tmp_path / "new", tag="N")
     run(fake, old.issue(["a.example.com"]), "a.example.com")
@@ -229,11 +230,50 @@ def test_issuer_change_relinks_and_removes_the_old_ca_only_when_unreferenced(fak
     new_ca = result.chain[0]
     assert new_ca != old_ca and certkey(fake, "le-a.example.com")["linkcertkeyname"] == new_ca
     assert served(fake, new.hierarchy.root, "a.example.com") == serial_of(new.last)
-    assert certkey(fake, old_ca) is not None  # b still links to it
 
     result = run(fake, new.issue(["b.example.com"]), "b.example.com")
-    assert certkey(fake, old_ca) is None and old_ca in result.removed
-    assert not [f for f in fake.files() if f.startswith(old_ca)]
+    # nothing links to it any more, but it is valid: a later renewal may be issued from it
+    assert not [c for c in fake.certkeys() if c.get("linkcertkeyname") == old_ca]
+    kept = certkey(fake, old_ca)
+    assert kept is not None and old_ca not in result.removed
+    assert kept["cert"] in fake.files()  # its file stays with it
+    assert not {certkey(fake, "le-b.example.com")["cert"]} & set(result.removed)
+
+    result = run(fake, old.issue(["a.example.com"]), "a.example.com")  # back to it
+    assert result.chain == [old_ca]
+    assert served(fake, old.hierarchy.root, "a.example.com") == serial_of(old.last)
+
+
+def test_expired_unreferenced_cas_of_ours_are_removed_with_their_files(fake, tmp_path):
+    old = Issuer(tmp_path / "old", tag="X", length=2, ca_days=-2)  # both intermediates expired
+    new = Issuer(tmp_path / "new", tag="N")
+    run(fake, old.issue(["a.example.com"]), "a.example.com")
+    run(fake, old.issue(["b.example.com"]), "b.example.com")
+    bind(fake, "le-b.example.com")
+    old_cas = [certkey(fake, "le-a.example.com")["linkcertkeyname"]]
+    old_cas.append(certkey(fake, old_cas[0])["linkcertkeyname"])
+    old_files = {certkey(fake, ca)["cert"] for ca in old_cas}
+
+    result = run(fake, new.issue(["a.example.com"]), "a.example.com")
+    assert all(certkey(fake, ca) is not None for ca in old_cas)  # b still links to them
+    assert not set(old_cas) & set(result.removed)
+
+    result = run(fake, new.issue(["b.example.com"]), "b.example.com")
+    assert all(certkey(fake, ca) is None for ca in old_cas)  # expired and unreferenced
+    assert set(old_cas) <= set(result.removed) and old_files <= set(result.removed)
+    assert not old_files & set(fake.files())
+    assert served(fake, new.hierarchy.root, "b.example.com") == serial_of(new.last)
+
+
+def test_expired_ca_that_is_not_ours_is_left_alone(fake, tmp_path):
+    old = Issuer(tmp_path / "old", tag="F", ca_days=-2)
+    new = Issuer(tmp_path / "new", tag="N")
+    _install_foreign_ca(fake, old, "FOREIGN-CA")
+    run(fake, old.issue(["a.example.com"]), "a.example.com")
+    assert certkey(fake, "le-a.example.com")["linkcertkeyname"] == "FOREIGN-CA"  # reused
+
+    run(fake, new.issue(["a.example.com"]), "a.example.com")
+    assert certkey(fake, "FOREIGN-CA") is not None and "FOREIGN-CA.pem" in fake.files()
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -392,7 +432,7 @@ def test_unsaved_changes_before_the_run_are_reported(fake, issuer, caplog):
 def test_finish_run_saves_per_setting(fake, mode, changed, saves):
     settings = fake_settings(fake, save_config=mode)
     with open_client(settings) as client:
-        deploy.finish_run(client, settings, changed)
+        appliance.finish_run(client, settings, changed)
     assert len([r for r in fake.requests if r.resource == "nsconfig" and r.action == "save"]) \
         == saves
 
@@ -493,7 +533,7 @@ def test_noop_reconciliation_of_many_certificates_uses_list_calls(fake, issuer, 
     start = len(fake.requests)
     with open_client(settings) as client:
         result = reconcile.reconcile(client, settings, domains, certs_dir)
-        deploy.finish_run(client, settings, result.changed)
+        appliance.finish_run(client, settings, result.changed)
     assert len(result.checked) == 12 and result.deployed == [] and not result.changed
     assert len(fake.requests) - start <= 5
 

@@ -74,7 +74,7 @@ def test_issuance_and_forced_renewal_serve_through_the_same_binding(acme: Stack)
     assert first_key_file not in ns.files()  # superseded key removed
 
 
-def test_two_intermediates_then_new_issuer_relinks_and_drops_old_cas(
+def test_two_intermediates_then_new_issuer_relinks_and_keeps_the_valid_old_cas(
         tmp_path: Path, pebble_factory: Callable[..., Pebble], ns: Any):
     chained = pebble_factory(chain_length=2)  # our own instance: we restart it below
     acme = Stack(tmp_path, chained, ns)
@@ -93,7 +93,9 @@ def test_two_intermediates_then_new_issuer_relinks_and_drops_old_cas(
     new_cas = chain_names(ns, "le-chain.example.test")
     assert len(new_cas) == 2 and not set(new_cas) & set(old_cas)
     assert served_serial(ns, acme.root, name) == serial_of_pem(acme.certdir(name) / "cert.pem")
-    assert all(certkey(ns, ca) is None for ca in old_cas)  # unreferenced, so removed
+    # unreferenced but valid: kept for a later renewal from the same intermediates
+    assert all(certkey(ns, ca) is not None for ca in old_cas)
+    assert not [c for c in ns.certkeys() if c.get("linkcertkeyname") == old_cas[0]]
 
 
 def test_same_first_label_in_two_domains_gets_two_certkeys(acme: Stack):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ns_letsencrypt import deploy, ha
+from ns_letsencrypt import appliance, deploy, ha
 from ns_letsencrypt.errors import ApplianceNotReady, DeployError, ExitStatus
 from ns_letsencrypt.session import open_client
 from tests.conftest import PASSWORD, USER, closed_port, fake_settings
@@ -41,7 +41,7 @@ def deploy_one(settings: Any, files: dict[str, Path], domain: str) -> deploy.Dep
     with open_client(settings) as client:
         result = deploy.deploy_cert(client, settings, domain, str(files["key"]),
                                     str(files["cert"]), str(files["chain"]))
-        deploy.finish_run(client, settings, result.changed)
+        appliance.finish_run(client, settings, result.changed)
     return result
 
 
