@@ -14,7 +14,6 @@ to that file's directory; from the environment or a flag, to the working directo
 from __future__ import annotations
 
 import ast
-import difflib
 import io
 import ipaddress
 import json
@@ -30,9 +29,6 @@ from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
-
-from dotenv import dotenv_values
-from dotenv.parser import parse_stream
 
 from .errors import ConfigError
 from .naming import HASH_LEN, is_valid_name
@@ -748,6 +744,8 @@ def _environ_layer(environ: Mapping[str, str]) -> Layer:
                 layer[key] = _Raw(value, key, ENVIRON)
         elif key.startswith("NS_"):
             # Other software may use NS_* too; only a near miss is worth a warning.
+            import difflib  # only for a misspelt name
+
             guess = difflib.get_close_matches(key, sorted(SETTING_NAMES), n=1, cutoff=0.85)
             if guess:
                 logger.warning("environment variable %s is not a setting; did you mean %s?",
@@ -763,6 +761,8 @@ def _dotenv_layer(path: Optional[Path], problems: list[str]) -> Layer:
         return {}
     # No ${VAR} interpolation: a password may contain "$", and values must not depend on
     # whatever environment cron happens to provide.
+    from dotenv import dotenv_values  # imported only when there is a .env to read
+
     values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     layer: Layer = {}
     unknown = []
@@ -796,6 +796,8 @@ def _warn_script_settings(path: Path, keys: list[str]) -> None:
 
 def _dotenv_parses(text: str, path: Path, problems: list[str]) -> bool:
     """False after recording each line python-dotenv cannot parse (it would skip them)."""
+    from dotenv.parser import parse_stream
+
     bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
     for line in bad:  # the line itself is not shown: it may hold the password
         problems.append(f".env {path} line {line}: not a NAME=value line (quote values that "
