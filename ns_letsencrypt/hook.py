@@ -9,6 +9,9 @@ stops the run before the CA is asked to validate anything. ``clean_challenge`` a
 it runs after validation, and a non-zero exit would make dehydrated throw away a certificate
 the CA has already agreed to issue; what it could not remove (even when the appliance is
 unreachable) is logged as a warning and swept by ``exit_hook`` or the next ``startup_hook``.
+In a signing run the hook script queues http-01 removals for the next hook process instead
+of starting Python for them (:mod:`ns_letsencrypt.cleanqueue`); that process removes them
+first, through the same ``clean_challenge``.
 Settings are loaded lazily, so hooks that need no appliance work without a configuration.
 
 Also the bodies of the ``challenge``, ``clean`` and ``sweep`` commands, which run the same
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-from . import appliance, challenge, runlog, runstate, targets
+from . import appliance, challenge, cleanqueue, runlog, runstate, targets
 from .config import Settings
 from .errors import ChallengeError, ExitStatus, NitroApiError, NitroError, NsLeError
 from .nitro import NitroClient
@@ -59,8 +62,32 @@ def run_hook(name: str, args: Sequence[str], load_settings: SettingsLoader) -> i
     if handler is None:
         logger.debug("hook %s: nothing to do", name)
         return 0
+    if name == "startup_hook":
+        cleanqueue.discard()
+    else:
+        _clean_queued(load_settings)
     # each target of NS_TARGETS (or the one appliance), on its HA primary: targets.py, ha.py
     return targets.run_hook(name, handler, args, load_settings)
+
+
+def _clean_queued(load_settings: SettingsLoader) -> None:
+    """Remove the http-01 challenges hooks/ns-hook.sh queued instead of starting Python."""
+    queued = cleanqueue.take()
+    if not queued:
+        return
+    # Only http-01 calls are queued; this process may belong to a dns-01 certificate (with
+    # dehydrated --keep-going the next certificate's first hook takes the queue).
+    kind = os.environ.get("CHALLENGETYPE")
+    os.environ["CHALLENGETYPE"] = "http-01"
+    try:
+        targets.run_hook("clean_challenge", clean_challenge, queued, load_settings)
+    except NsLeError as exc:  # clean_challenge logs and returns 0; this is the last resort
+        logger.warning("removing the queued challenges: %s (left for the sweep)", exc)
+    finally:
+        if kind is None:
+            del os.environ["CHALLENGETYPE"]
+        else:
+            os.environ["CHALLENGETYPE"] = kind
 
 
 # -- run start and end --------------------------------------------------------------------

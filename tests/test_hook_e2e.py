@@ -246,3 +246,66 @@ def test_copytons_challenge_and_clean_keep_the_original_argument_order(
 def stack_settings_for(ns: Any) -> Settings:
     return Settings(url=ns.url, username=USER, password=PASSWORD, tls_pin=ns.cert_sha256,
                     vserver="web", preflight_address=f"127.0.0.1:{ns.dataplane_port}")
+
+
+# -- clean_challenge queued for the next hook process (ns_letsencrypt/cleanqueue.py) ---------
+
+
+def signing_run_env(entry_env: dict[str, str], basedir: Any, kind: str = "http-01"
+                    ) -> dict[str, str]:
+    """What dehydrated exports to its hooks during ``dehydrated -c``."""
+    return {**entry_env, "COMMAND": "sign_domains", "CHALLENGETYPE": kind,
+            "BASEDIR": str(basedir)}
+
+
+def deploy_one(ns: Any, entry_env: dict[str, str], tmp_path: Any, tag: str) -> list[str]:
+    token = tag.ljust(43, "x")
+    args = [f"{tag}.example.test", token, f"{token}.thumb"]
+    done = run_entry([str(HOOK), "deploy_challenge", *args], entry_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(leftovers(ns)) == 3
+    return args
+
+
+def test_clean_challenge_of_a_signing_run_is_removed_by_the_next_hook_process(
+    ns: Any, entry_env: dict[str, str], tmp_path: Any
+) -> None:
+    args = deploy_one(ns, entry_env, tmp_path, "queued")
+    env = signing_run_env(entry_env, tmp_path)
+    before = len(ns.requests)
+    # NS_LE_PYTHON=/bin/false: exit 0 proves the call started no Python at all
+    queued = run_entry([str(HOOK), "clean_challenge", *args],
+                       {**env, "NS_LE_PYTHON": "/bin/false"}, tmp_path)
+    assert (queued.returncode, queued.stdout, queued.stderr) == (0, "", "")
+    queue = tmp_path / ".ns-letsencrypt-clean"
+    assert queue.stat().st_mode & 0o777 == 0o600
+    assert len(ns.requests) == before and len(leftovers(ns)) == 3
+
+    ended = run_entry([str(HOOK), "exit_hook"], env, tmp_path)
+    assert ended.returncode == 0, ended.stderr
+    assert leftovers(ns) == [] and not queue.exists()
+
+
+def test_dns01_and_calls_outside_a_signing_run_are_removed_at_once(
+    ns: Any, entry_env: dict[str, str], tmp_path: Any
+) -> None:
+    args = deploy_one(ns, entry_env, tmp_path, "direct")
+    for env in (entry_env, signing_run_env(entry_env, tmp_path, "dns-01")):
+        started = run_entry([str(HOOK), "clean_challenge", *args],
+                            {**env, "NS_LE_PYTHON": "/bin/false"}, tmp_path)
+        assert started.returncode == 1  # Python was started (here: /bin/false)
+    assert not (tmp_path / ".ns-letsencrypt-clean").exists()
+    cleaned = run_entry([str(HOOK), "clean_challenge", *args], entry_env, tmp_path)
+    assert cleaned.returncode == 0 and leftovers(ns) == []
+
+
+def test_a_queue_left_by_a_killed_run_is_dropped_and_its_objects_swept(
+    ns: Any, entry_env: dict[str, str], tmp_path: Any
+) -> None:
+    args = deploy_one(ns, entry_env, tmp_path, "killed")
+    env = signing_run_env(entry_env, tmp_path)
+    queued = run_entry([str(HOOK), "clean_challenge", *args], env, tmp_path)
+    assert queued.returncode == 0  # ... and dehydrated was killed before its next hook
+    started = run_entry([str(HOOK), "startup_hook"], env, tmp_path)
+    assert started.returncode == 0, started.stderr
+    assert leftovers(ns) == [] and not (tmp_path / ".ns-letsencrypt-clean").exists()
