@@ -96,6 +96,15 @@ class Connection:
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise _describe(exc, connecting=False) from None
+        except ValueError:
+            # http.client refuses header values with line breaks or non-Latin-1 characters;
+            # its message would quote the value, which may be the password.
+            self.close()
+            raise TransportError(
+                "a request header holds a character HTTP cannot carry",
+                "check NS_USER and NS_PASSWORD for line breaks or unusual characters",
+                retryable=False,
+            ) from None
 
     def close(self) -> None:
         """Close the connection if one is open; the next request opens a new one."""

@@ -573,3 +573,12 @@ def test_password_appears_in_no_exception_and_no_log_record(
     assert records  # DEBUG logging was on, so the requests were logged
     for text in [*texts, *records, caplog.text]:
         assert PASSWORD not in text
+
+
+def test_a_password_http_cannot_carry_is_a_clear_error_without_the_password(fake: Any) -> None:
+    secret = "line\nbreak-" + PASSWORD
+    with pytest.raises(NitroConnectionError) as info, \
+            client_for(fake, auth="header", password=secret) as client:
+        client.get("nsversion")
+    assert "NS_PASSWORD" in (info.value.hint or "")
+    assert PASSWORD not in str(info.value) and fake.requests == []
