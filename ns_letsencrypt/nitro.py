@@ -8,7 +8,7 @@ challenges. It never logs or raises a request body, so secrets cannot leak from 
 
 The HTTP layer (:mod:`ns_letsencrypt.httpconn`) is ``http.client`` and ``ssl`` rather than
 requests: every hook call is a new, short-lived process, and importing requests measured
-~60-75 ms more per process than the standard library pieces, most of a hook's own start-up.
+~60-75 ms more per process than the standard library pieces (issue 13's wall-time budget).
 """
 
 from __future__ import annotations
