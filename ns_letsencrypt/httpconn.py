@@ -140,7 +140,8 @@ class Connection:
         if conn is not None and conn.sock is not None and not _closed_by_peer(conn.sock):
             return True
         if conn is not None:
-            logger.debug("the appliance closed the idle connection; reconnecting")
+            if conn.sock is not None:
+                logger.debug("the appliance closed the idle connection; reconnecting")
             self.close()
         self._conn = self._connect()
         return False
@@ -156,7 +157,7 @@ class Connection:
         try:
             conn.connect()  # TCP connect and TLS handshake, both under the connect timeout
             assert conn.sock is not None
-            if self._pin:
+            if self.tls and self._pin:
                 _check_pin(conn.sock, self._pin)
             conn.sock.settimeout(read_timeout)
         except TransportError:

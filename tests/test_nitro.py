@@ -582,3 +582,8 @@ def test_a_password_http_cannot_carry_is_a_clear_error_without_the_password(fake
         client.get("nsversion")
     assert "NS_PASSWORD" in (info.value.hint or "")
     assert PASSWORD not in str(info.value) and fake.requests == []
+
+
+def test_a_pin_does_not_apply_to_plain_http(fake: Any) -> None:
+    with client_for(fake, url=fake.http_url, pin="ab" * 32) as client:
+        assert client.get("nsversion")
