@@ -5,12 +5,15 @@ Owns URL building, authentication (session cookie or per-request headers), TLS v
 idempotent requests, re-login after an expired session, and turning every failure into a
 typed :mod:`ns_letsencrypt.errors` exception. It knows nothing about certificates or
 challenges. It never logs or raises a request body, so secrets cannot leak from here.
+
+The HTTP layer (:mod:`ns_letsencrypt.httpconn`) is ``http.client`` and ``ssl`` rather than
+requests: every hook call is a new, short-lived process, and importing requests measured
+~60-75 ms more per process than the standard library pieces (issue 13's wall-time budget).
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.cookiejar
 import json
 import logging
 import re
@@ -18,17 +21,12 @@ import socket
 import ssl
 import time
 import urllib.parse
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Optional, Protocol, Union
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-
 from .errors import NitroApiError, NitroAuthError, NitroConnectionError
+from .httpconn import Connection, Response, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +39,6 @@ HEADER_REFUSED_CODES = frozenset({1244}) | SESSION_LOST_CODES
 BULK_UNSUPPORTED_CODES = frozenset({1240, 1090, 1233})
 BULK_FAILED = 1243  # "Bulk operation failed", with per-item answers
 INVALID_TIMEOUT = 1219  # the login's session timeout is outside what this appliance accepts
-_PIN_MISMATCH = re.compile(
-    r'Fingerprints did not match\. Expected "([0-9a-f]+)", got "([0-9a-f]+)"'
-)
 JsonObj = dict[str, Any]
 Payload = Union[Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
@@ -67,22 +62,6 @@ class ReadCache(Protocol):
     def lookup(self, resource: str, key: str) -> Optional[list[JsonObj]]: ...
 
     def store(self, resource: str, key: str, items: list[JsonObj]) -> None: ...
-
-
-class _PinnedAdapter(HTTPAdapter):
-    """Accepts exactly one server certificate, identified by its SHA-256 fingerprint."""
-
-    def __init__(self, fingerprint: str) -> None:
-        self._fingerprint = fingerprint
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["assert_fingerprint"] = self._fingerprint
-        # Our own context: urllib3 would otherwise load the system's CA store into a context
-        # of its own for every connection (20-50 ms per hook process), only to verify nothing
-        # with it - the pin alone decides, urllib3 compares it after the handshake.
-        kwargs["ssl_context"] = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_NONE)
-        super().init_poolmanager(*args, **kwargs)
 
 
 def encode_kv(pairs: Mapping[str, Any]) -> str:
@@ -168,11 +147,13 @@ class NitroClient:
         insecure: bool = False,
         timeout: tuple[float, float] = (5.0, 60.0),
         retries: int = 2,
-        session: Optional[requests.Session] = None,
         store: Optional[SessionStore] = None,
         cache: Optional[ReadCache] = None,
     ) -> None:
         self.base_url = url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.base_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._base_path = parts.path  # NS_URL may name a path in front of /nitro/v1
         self._username = username
         self._password = password
         self.auth = auth
@@ -184,25 +165,18 @@ class NitroClient:
         self._bulk_remove_ok = True
         self._store = store
         self._cache = cache
-        self._session = session or requests.Session()
-        # We carry the session token ourselves; cookies the appliance sets for its GUI would
-        # only confuse a later request.
-        self._session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self._verify: Union[bool, str] = True
         if pin and "," in pin:
             pin = _pin_for(self.base_url, pin.split(","), timeout[0])
-        if pin:
-            self._session.mount("https://", _PinnedAdapter(pin))
-            self._verify = False
-        elif insecure:
-            self._verify = False
+        # One kept-alive connection for the client's life. We carry the session token in our
+        # own Cookie header; cookies the appliance sets (for its GUI) are never sent back.
+        self._connection = Connection(self.base_url, timeout=timeout, ca_bundle=ca_bundle,
+                                      pin=pin or None, verify=not self.insecure)
+        if self.insecure:
             logger.warning(
                 "TLS verification of %s is OFF (NS_TLS_VERIFY=insecure): anyone on the path "
                 "can read the NITRO password; pin the certificate with NS_TLS_PIN instead",
                 self.base_url,
             )
-        elif ca_bundle:
-            self._verify = ca_bundle
 
     @property
     def is_plain_http(self) -> bool:
@@ -225,7 +199,19 @@ class NitroClient:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        self.logout()
+        try:
+            self.logout()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection to the appliance (a later request opens a new one)."""
+        self._connection.close()
+
+    def __del__(self) -> None:
+        connection = getattr(self, "_connection", None)  # absent when __init__ failed
+        if connection is not None:
+            connection.close()
 
     def login(self) -> None:
         """Open a session (no-op with header authentication).
@@ -247,19 +233,19 @@ class NitroClient:
                 raise
             del body["timeout"]  # the user's own limits apply; the appliance's default then
             answer, response = self._send_login(body)
-        token = answer.get("sessionid") or response.cookies.get("NITRO_AUTH_TOKEN") or (
-            urllib.parse.unquote(response.cookies.get("sessionid") or "")
+        token = answer.get("sessionid") or _cookie(response, "NITRO_AUTH_TOKEN") or (
+            urllib.parse.unquote(_cookie(response, "sessionid") or "")
         )
         if not token:
             raise NitroApiError(
-                "POST", "login", response.status_code, -1,
+                "POST", "login", response.status, -1,
                 "login answered without a session id", hint="is this a NetScaler NITRO API?",
             )
         self._token = str(token)
         if self._store:
             self._store.save_token(self._token)
 
-    def _send_login(self, body: JsonObj) -> tuple[JsonObj, requests.Response]:
+    def _send_login(self, body: JsonObj) -> tuple[JsonObj, Response]:
         # Not retried: a login whose answer was lost may have opened a session already.
         return self._send("POST", "login", None, {}, {"login": body}, retry=False)
 
@@ -294,6 +280,7 @@ class NitroClient:
             logger.debug("logout failed (ignored): %s", exc)
         finally:
             self._token = None
+            self.close()
 
     # -- resource operations ----------------------------------------------------------
 
@@ -449,54 +436,42 @@ class NitroClient:
         *,
         retry: bool,
         onerror: Optional[str] = None,
-    ) -> tuple[JsonObj, requests.Response]:
-        url = self._url(resource, name, query)
+    ) -> tuple[JsonObj, Response]:
+        target = self._target(resource, name, query)
         label = _label(method, resource, name, query)
         headers = self._headers(resource, onerror)
-        data = json.dumps(body) if body is not None else None
+        data = json.dumps(body).encode() if body is not None else None
         attempts = 1 + (self.retries if retry else 0)
         for attempt in range(1, attempts + 1):
             try:
-                response = self._transmit(method, url, headers, data)
+                response = self._transmit(method, target, headers, data)
                 break
-            except requests.exceptions.RequestException as exc:
-                reason, hint = _describe_transport_error(exc)
-                if attempt < attempts and not isinstance(exc, requests.exceptions.SSLError):
-                    logger.info("%s: %s; retrying (%d/%d)", label, reason, attempt, attempts - 1)
+            except TransportError as exc:
+                if attempt < attempts and exc.retryable:
+                    logger.info("%s: %s; retrying (%d/%d)", label, exc.reason, attempt,
+                                attempts - 1)
                     time.sleep(0.5 * attempt)
                     continue
-                raise NitroConnectionError(method, label.split(" ", 1)[1], reason, hint) from None
+                raise NitroConnectionError(method, label.split(" ", 1)[1], exc.reason,
+                                           exc.hint) from None
         return _decode(method, label.split(" ", 1)[1], response), response
 
     def _transmit(
-        self, method: str, url: str, headers: Mapping[str, str], data: Optional[str]
-    ) -> requests.Response:
+        self, method: str, target: str, headers: dict[str, str], data: Optional[bytes]
+    ) -> Response:
         self.request_count += 1
         started = time.monotonic()
-        with self._quiet_insecure():
-            response = self._session.request(
-                method, url, headers=dict(headers), data=data,
-                timeout=self.timeout, verify=self._verify, allow_redirects=False,
-            )
+        response = self._connection.request(method, target, headers, data)
         # URLs never carry secrets (credentials travel in bodies or headers), so log it whole.
         logger.debug(
-            "%s %s -> %s (%.0f ms)", method, url, response.status_code,
+            "%s %s%s -> %s (%.0f ms)", method, self._origin, target, response.status,
             1000 * (time.monotonic() - started),
         )
         return response
 
-    @contextmanager
-    def _quiet_insecure(self) -> Iterator[None]:
-        # The warning was logged once in __init__; silence it only around our own calls.
-        if not self.insecure:
-            yield
-            return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            yield
-
-    def _url(self, resource: str, name: Optional[str], query: Mapping[str, str]) -> str:
-        url = self.base_url + API_PREFIX + resource
+    def _target(self, resource: str, name: Optional[str], query: Mapping[str, str]) -> str:
+        """The request target: the path under NS_URL and the query."""
+        url = self._base_path + API_PREFIX + resource
         if name is not None:
             url += "/" + urllib.parse.quote(name, safe="")
         if query:
@@ -537,9 +512,9 @@ def _label(method: str, resource: str, name: Optional[str], query: Mapping[str, 
     return f"{method} {text}"
 
 
-def _decode(method: str, resource: str, response: requests.Response) -> JsonObj:
+def _decode(method: str, resource: str, response: Response) -> JsonObj:
     """Turn a NITRO answer into its JSON body, or raise the matching NitroApiError."""
-    status = response.status_code
+    status = response.status
     text = response.text
     if 300 <= status < 400:  # e.g. "secure access only" sends http:// to https://
         location = response.headers.get("Location") or "(no Location header)"
@@ -583,7 +558,7 @@ def _int(value: Any) -> int:
         return -1
 
 
-def _content_kind(response: requests.Response) -> str:
+def _content_kind(response: Response) -> str:
     kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
     return kind or "no content type"
 
@@ -594,40 +569,10 @@ def _snippet(text: str) -> str:
     return (flat[:120] + "...") if len(flat) > 120 else (flat or "(empty body)")
 
 
-def _describe_transport_error(
-    exc: requests.exceptions.RequestException,
-) -> tuple[str, Optional[str]]:
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        match = _PIN_MISMATCH.search(text)
-        if match:
-            return (
-                f"TLS certificate pin mismatch: the appliance presented SHA-256 {match.group(2)}, "
-                f"the configured NS_TLS_PIN is {match.group(1)}",
-                "if the management certificate was replaced on purpose, update NS_TLS_PIN",
-            )
-        if isinstance(getattr(exc, "__context__", None), ssl.SSLCertVerificationError) or (
-            "CERTIFICATE_VERIFY_FAILED" in text
-        ):
-            return (
-                "TLS certificate verification failed",
-                "set NS_CA_BUNDLE to the CA that signed the management certificate, or pin it "
-                "with NS_TLS_PIN (see 'ns-letsencrypt test --show-fingerprint')",
-            )
-        return f"TLS handshake failed: {_short(text)}", None
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connection timed out", "check NS_URL, routing and firewalls to the NSIP"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "no answer within the read timeout", "raise NS_TIMEOUT if the appliance is busy"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if "refused" in text.lower():
-            return "connection refused", "check NS_URL (scheme, address and port)"
-        if "resolve" in text.lower() or "name or service" in text.lower():
-            return "the host name does not resolve", "check NS_URL"
-        return f"connection failed: {_short(text)}", "check NS_URL and the network path"
-    return f"request failed: {_short(text)}", None
-
-
-def _short(text: str) -> str:
-    text = re.sub(r"<urllib3[^>]*>", "", text)
-    return text if len(text) <= 200 else text[:200] + "..."
+def _cookie(response: Response, name: str) -> Optional[str]:
+    """The value of cookie ``name`` set by the answer, read from its Set-Cookie headers."""
+    for header in response.headers.get_all("Set-Cookie") or []:
+        key, _, value = header.split(";", 1)[0].partition("=")
+        if key.strip() == name:
+            return value.strip()
+    return None

@@ -4,16 +4,16 @@ shapes the fake does not produce (singletons as arrays, feature lists only, CLI-
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import requests
-from requests.adapters import BaseAdapter
 
 from ns_letsencrypt import appliance
 from ns_letsencrypt.errors import ApplianceNotReady
 from ns_letsencrypt.nitro import NitroClient
+from tests.canned import CannedNitro
 from tests.conftest import PASSWORD, USER
 
 
@@ -33,8 +33,7 @@ def test_probes_of_a_ready_standalone_appliance(fake: Any) -> None:
 
 @pytest.mark.parametrize("state", ["UNKNOWN", "Stand-alone", ""])
 def test_a_single_node_is_primary_whatever_state_it_reports(state: str) -> None:
-    client = canned_client({"hanode": {"hanode": [{"id": "0", "state": state}]}})
-    with client:
+    with canned_client({"hanode": {"hanode": [{"id": "0", "state": state}]}}) as client:
         assert appliance.ha_state(client) == "primary"
         appliance.require_primary(client)
 
@@ -69,42 +68,21 @@ def test_save_config_clears_unsaved_changes(fake: Any) -> None:
 # -- other body shapes ----------------------------------------------------------------------
 
 
-class CannedNitro(BaseAdapter):
-    """Answers GET <resource> with a fixed body (header auth: no login involved)."""
-
-    def __init__(self, bodies: dict[str, Any]) -> None:
-        super().__init__()
-        self.bodies = bodies
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        resource = (request.path_url.split("?")[0]).rsplit("/", 1)[-1]
-        response = requests.Response()
-        response.status_code = 200
-        body = {"errorcode": 0, "message": "Done", "severity": "NONE", **self.bodies[resource]}
-        response._content = json.dumps(body).encode()
-        response.headers["Content-Type"] = "application/json; charset=utf-8"
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
-
-
-def canned_client(bodies: dict[str, Any]) -> NitroClient:
-    session = requests.Session()
-    session.mount("http://", CannedNitro(bodies))
-    return NitroClient("http://127.0.0.1:9", USER, PASSWORD, auth="header", session=session)
+@contextmanager
+def canned_client(bodies: dict[str, Any]) -> Iterator[NitroClient]:
+    """A header-auth client of a loopback server answering GET <resource> with ``bodies``."""
+    with CannedNitro(bodies) as server, \
+            NitroClient(server.url, USER, PASSWORD, auth="header") as client:
+        yield client
 
 
 def test_singletons_as_arrays_and_cli_cased_states() -> None:
-    client = canned_client({
+    with canned_client({
         "nsversion": {"nsversion": [{"version": "NetScaler NS12.1: Build 65.25.nc, Date: x"}]},
         "nsfeature": {"nsfeature": [{"feature": ["LB", "SSL", "RESPONDER"]}]},
         "hanode": {"hanode": [{"id": "0", "state": "PRIMARY"}, {"id": "1", "state": "SECONDARY"}]},
         "nsconfig": {"nsconfig": [{"ipaddress": "10.0.0.5"}]},
-    })
-    with client:
+    }) as client:
         assert appliance.firmware_version(client) == "NS12.1: Build 65.25"
         assert appliance.responder_enabled(client) is True
         assert appliance.ha_state(client) == "primary"
@@ -112,13 +90,12 @@ def test_singletons_as_arrays_and_cli_cased_states() -> None:
 
 
 def test_unparsable_version_is_reported_as_is_and_missing_state_means_standalone() -> None:
-    client = canned_client({
+    with canned_client({
         "nsversion": {"nsversion": {"version": "  Custom build 7  "}},
         "nsfeature": {"nsfeature": {"feature": "LB"}},
         "hanode": {"hanode": [{"id": "0", "name": "ns1"}]},
         "nsconfig": {"nsconfig": {"configchanged": "false"}},
-    })
-    with client:
+    }) as client:
         assert appliance.firmware_version(client) == "Custom build 7"
         assert appliance.responder_enabled(client) is False
         assert appliance.ha_state(client) == "primary"

@@ -1,22 +1,25 @@
 """NitroClient against the fake NetScaler over real HTTP and HTTPS sockets on 127.0.0.1.
 
 Covers authentication (session and header), session expiry, transport failures and retries,
-TLS verification (default, CA bundle, pin, insecure, REQUESTS_CA_BUNDLE), unreadable answers,
-bulk operations, and that the password never leaks into exceptions or logs.
+the kept-alive connection (closed by the appliance while idle), TLS verification (default,
+CA bundle, pin, insecure, REQUESTS_CA_BUNDLE), unreadable answers, bulk operations, and that
+the password never leaks into exceptions or logs.
 """
 
 from __future__ import annotations
 
 import http.server
 import logging
+import socket
+import ssl
 import threading
 import warnings
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-import requests
-import urllib3
 
+from ns_letsencrypt import httpconn
 from ns_letsencrypt.errors import (
     NitroApiError,
     NitroAuthError,
@@ -25,7 +28,9 @@ from ns_letsencrypt.errors import (
     NitroPermissionError,
 )
 from ns_letsencrypt.nitro import NitroClient, fetch_server_fingerprint
+from tests.canned import CannedNitro
 from tests.conftest import PASSWORD, USER, closed_port
+from tests.fakens.server import make_management_cert, server_context
 
 
 def client_for(fake: Any, **kw: Any) -> NitroClient:
@@ -122,17 +127,35 @@ def test_plain_http_works(fake: Any) -> None:
         assert client.get("hanode")
 
 
-def test_client_can_log_in_again_after_logout_and_keeps_no_cookies(fake: Any) -> None:
-    jar_owner = requests.Session()
-    client = client_for(fake, session=jar_owner)
+def test_client_can_log_in_again_after_logout(fake: Any) -> None:
+    client = client_for(fake)
     for _ in range(2):
         with client:
             assert client.get("nsversion")
     assert count(fake, "POST", "login") == 2
     assert open_sessions(fake) == 0
+
+
+def test_only_our_session_token_is_sent_never_the_appliance_s_own_cookies() -> None:
+    gui_cookies = ("SESSID=gui-state; path=/", "NSC_TMAS=gui-sso; path=/")
+    with CannedNitro({"nsversion": {"nsversion": {"version": "x"}}}, cookies=gui_cookies) as ns:
+        client = NitroClient(ns.url, USER, PASSWORD)
+        for _ in range(2):
+            with client:
+                client.get("nsversion")
     # The token travels in our own Cookie header; the appliance's Set-Cookie is not kept,
-    # so a stale session cookie can never ride along with a later request.
-    assert len(jar_owner.cookies) == 0
+    # so a stale session or GUI cookie can never ride along with a later request.
+    sent = [r.headers.get("Cookie") for r in ns.received if r.resource != "login"]
+    assert sent == ["NITRO_AUTH_TOKEN=token-1; sessionid=token-1"] * 2 + [
+        "NITRO_AUTH_TOKEN=token-2; sessionid=token-2"] * 2  # nsversion and logout each
+
+
+def test_session_token_is_taken_from_the_cookie_when_the_body_has_none() -> None:
+    with CannedNitro({"nsversion": {"nsversion": {"version": "x"}}}, token_in_body=False) as ns, \
+            NitroClient(ns.url, USER, PASSWORD) as client:
+        client.get("nsversion")
+    assert [r.headers.get("Cookie") for r in ns.received if r.resource == "nsversion"] == [
+        "NITRO_AUTH_TOKEN=token-1; sessionid=token-1"]
 
 
 def test_bad_password_is_an_auth_error_with_a_hint(fake: Any) -> None:
@@ -173,12 +196,14 @@ def test_command_policy_denial_is_a_permission_error(fake: Any) -> None:
 # -- transport failures and retries -------------------------------------------------------
 
 
-def test_closed_port_is_connection_refused() -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
-    with pytest.raises(NitroConnectionError) as info, NitroClient(url, USER, PASSWORD):
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_closed_port_is_connection_refused(scheme: str) -> None:
+    url = f"{scheme}://127.0.0.1:{closed_port()}"
+    with pytest.raises(NitroConnectionError) as info, \
+            NitroClient(url, USER, PASSWORD, retries=0, pin="ab" * 32):
         pass
-    assert "connection refused" in str(info.value)
-    assert info.value.hint and "NS_URL" in info.value.hint
+    assert info.value.reason == "connection refused"
+    assert info.value.hint == "check NS_URL (scheme, address and port)"
 
 
 def test_read_timeout_is_a_connection_error(fake: Any) -> None:
@@ -186,8 +211,80 @@ def test_read_timeout_is_a_connection_error(fake: Any) -> None:
         fake.inject(method="POST", resource="nsconfig", action="save", kind="timeout", delay=1.5)
         with pytest.raises(NitroConnectionError) as info:
             client.action("nsconfig", "save", {})
-    assert "timeout" in info.value.reason
+    assert info.value.reason == "no answer within the read timeout"
+    assert info.value.hint and "NS_TIMEOUT" in info.value.hint
     assert count(fake, "POST", "nsconfig", "save") == 1  # a POST is never repeated
+
+
+def test_a_server_that_never_completes_the_handshake_is_a_connect_timeout() -> None:
+    with socket.socket() as silent:  # the kernel accepts the TCP connection; nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(NitroConnectionError) as info, \
+                NitroClient(url, USER, PASSWORD, pin="ab" * 32, timeout=(0.3, 5.0), retries=0):
+            pass
+    assert info.value.reason == "connection timed out"
+    assert info.value.hint and "NSIP" in info.value.hint
+
+
+# -- the kept-alive connection ------------------------------------------------------------
+
+
+def test_requests_of_a_client_share_one_connection(fake: Any) -> None:
+    with client_for(fake) as client:
+        for _ in range(3):
+            client.get("nsversion")
+        connection = client._connection._conn
+        assert connection is not None and connection.sock is not None
+        local = connection.sock.getsockname()
+        client.get("hanode")
+        assert client._connection._conn is connection
+        assert connection.sock is not None and connection.sock.getsockname() == local
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+@pytest.mark.parametrize("tls", [True, False])
+def test_a_post_after_the_appliance_closed_the_idle_connection_lands_exactly_once(
+    fake: Any, how: str, tls: bool
+) -> None:
+    options = {} if tls else {"url": fake.http_url, "pin": None}
+    with client_for(fake, retries=0, **options) as client:
+        client.get("nsversion")
+        fake.close_management_connections(how)  # the appliance's keep-alive idle timeout
+        client.add("responderaction", action_obj("le-acme-stale"))
+        client.get("nsversion")
+    assert count(fake, "POST", "responderaction") == 1
+    assert [o["name"] for o in fake.objects("responderaction")] == ["le-acme-stale"]
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_a_request_after_the_appliance_closed_the_idle_connection_needs_no_retry(
+    fake: Any, tls: bool
+) -> None:
+    """A GET is one write: on the closed connection it would go out and meet only EOF."""
+    options = {} if tls else {"url": fake.http_url, "pin": None}
+    with client_for(fake, retries=0, **options) as client:
+        client.get("nsversion")
+        fake.close_management_connections("close")
+        assert client.get("hanode")
+    assert count(fake, "GET", "hanode") == 1
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_a_post_written_into_a_connection_reset_just_before_is_sent_again_once(
+    fake: Any, monkeypatch: pytest.MonkeyPatch, tls: bool
+) -> None:
+    """The race the idle check cannot see: the appliance resets the connection between the
+    check and the write. Writing fails, so nothing reached the appliance: sent once more."""
+    options = {} if tls else {"url": fake.http_url, "pin": None}
+    with client_for(fake, retries=0, **options) as client:
+        client.get("nsversion")
+        fake.close_management_connections("reset")
+        monkeypatch.setattr(httpconn, "_closed_by_peer", lambda sock: False)
+        client.add("responderaction", action_obj("le-acme-race"))
+    assert count(fake, "POST", "responderaction") == 1
+    assert [o["name"] for o in fake.objects("responderaction")] == ["le-acme-race"]
 
 
 def test_get_is_retried_after_a_dropped_connection(fake: Any) -> None:
@@ -249,10 +346,37 @@ def test_wrong_pin_names_both_fingerprints(fake: Any) -> None:
         pass
     text = str(info.value)
     assert wrong in text and fake.cert_sha256 in text
+    assert info.value.hint and "NS_TLS_PIN" in info.value.hint
     assert fake.requests == []
 
 
-def test_insecure_logs_one_warning_and_emits_no_insecure_request_warning(
+def test_a_pin_mismatch_sends_not_a_single_byte(tmp_path: Path) -> None:
+    cert, key, fingerprint = make_management_cert(tmp_path)
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        with server_context(cert, key).wrap_socket(conn, server_side=True) as tls:
+            tls.settimeout(5)
+            try:
+                while chunk := tls.recv(4096):
+                    received.append(chunk)
+            except (OSError, ssl.SSLError):
+                pass
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+    with listener, pytest.raises(NitroConnectionError) as info, \
+            NitroClient(url, USER, PASSWORD, pin="ab" * 32, auth="header") as client:
+        client.get("nsversion")
+    thread.join(10)
+    assert fingerprint in str(info.value)
+    assert received == []  # neither the request nor the credentials in its headers
+
+
+def test_insecure_logs_one_warning_and_emits_no_python_warning(
     fake: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -261,8 +385,7 @@ def test_insecure_logs_one_warning_and_emits_no_insecure_request_warning(
         with client_for(fake, pin=None, insecure=True) as client:
             client.get("nsversion")
             client.get("hanode")
-    insecure = urllib3.exceptions.InsecureRequestWarning
-    assert not [w for w in seen if issubclass(w.category, insecure)]
+    assert not seen
     ours = [r for r in caplog.records if r.name.startswith("ns_letsencrypt")]
     assert len(ours) == 1 and ours[0].levelno == logging.WARNING
     assert "NS_TLS_PIN" in ours[0].getMessage()
@@ -450,3 +573,17 @@ def test_password_appears_in_no_exception_and_no_log_record(
     assert records  # DEBUG logging was on, so the requests were logged
     for text in [*texts, *records, caplog.text]:
         assert PASSWORD not in text
+
+
+def test_a_password_http_cannot_carry_is_a_clear_error_without_the_password(fake: Any) -> None:
+    secret = "line\nbreak-" + PASSWORD
+    with pytest.raises(NitroConnectionError) as info, \
+            client_for(fake, auth="header", password=secret) as client:
+        client.get("nsversion")
+    assert "NS_PASSWORD" in (info.value.hint or "")
+    assert PASSWORD not in str(info.value) and fake.requests == []
+
+
+def test_a_pin_does_not_apply_to_plain_http(fake: Any) -> None:
+    with client_for(fake, url=fake.http_url, pin="ab" * 32) as client:
+        assert client.get("nsversion")

@@ -371,3 +371,10 @@ class FakeNetScaler:
     def clear_faults(self) -> None:
         with self.state.lock:
             self.api.faults.clear()
+
+    def close_management_connections(self, how: str = "close") -> None:
+        """Close every open NITRO connection from the appliance's side, as its keep-alive
+        idle timeout does; ``how="reset"`` ends them with RST instead of FIN."""
+        for server in self._servers:
+            if isinstance(server, NitroServer):
+                server.close_connections(how)

@@ -72,6 +72,25 @@ class ThreadedServer(http.server.ThreadingHTTPServer):
             time.sleep(0.01)
         self.server_close()
 
+    def close_connections(self, how: str = "close") -> None:
+        """Close the open connections from the server's side and wait until they are gone.
+
+        ``how="reset"`` makes the kernel end them with RST (SO_LINGER 0) instead of FIN.
+        """
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            try:
+                if how == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE
+        while any(conn in self._open for conn in conns) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # the worker closes the socket right after it stops tracking it
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         conn: socket.socket = request
         self._track(conn, True)
