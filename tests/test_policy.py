@@ -274,8 +274,17 @@ def test_issuance_and_renewal_as_the_restricted_user(
     names = ("-d", "www.example.test", "-d", "example.test")
 
     acme.run_dehydrated("-c", *names, hook_chain="yes")
-    acme.use_pebble(pebble_factory())  # a new CA: the renewal relinks and drops the old chain
+    acme.use_pebble(pebble_factory())  # a new CA: the renewal relinks, the old chain stays
     acme.run_dehydrated("-c", "-x", *names, hook_chain="no")
+    linked = {ck.get("linkcertkeyname") for ck in ns.certkeys()}
+    unused = [ck["certkey"] for ck in ns.certkeys()
+              if "key" not in ck and ck["certkey"] not in linked]
+    assert unused  # the old intermediate: valid, so kept for a later renewal
+    removed = subprocess.run(  # cleanup removes it, as the same restricted user
+        [sys.executable, "-m", "ns_letsencrypt", "cleanup", "--yes"],
+        env={**acme.env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not set(unused) & {ck["certkey"] for ck in ns.certkeys()}
 
     refused = [r for r in ns.requests if r.status == 403]
     assert refused == [], rendered(refused)
