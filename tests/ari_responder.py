@@ -18,10 +18,11 @@ import datetime
 import http.server
 import json
 import ssl
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+from tests.loopback import LoopbackServer
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -41,7 +42,7 @@ def window(start_days: float, end_days: float, explanation: Optional[str] = None
     return 200, headers, json.dumps(body).encode()
 
 
-class AriResponder:
+class AriResponder(LoopbackServer):
     """See the module docstring; use as a context manager."""
 
     def __init__(self, tls_cert: Path, tls_key: Path, upstream: Optional[str] = None) -> None:
@@ -51,21 +52,11 @@ class AriResponder:
         self.meta: dict[str, Any] = {}  # the directory's meta without upstream
         self.answer: Callable[[str], Answer] = lambda _id: (404, {}, b"")
         self.asked: list[str] = []
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(tls_cert), str(tls_key))
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self.base = f"https://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler(), tls=context)
+        self.base = f"https://127.0.0.1:{self.port}"
         self.directory = f"{self.base}/dir"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> AriResponder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _directory(self) -> dict[str, Any]:
         if self.upstream:

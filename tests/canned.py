@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from typing import Any, NamedTuple
+
+from tests.loopback import LoopbackServer
 
 DONE = {"errorcode": 0, "message": "Done", "severity": "NONE"}
 
@@ -22,7 +23,7 @@ class Received(NamedTuple):
     headers: dict[str, str]
 
 
-class CannedNitro:
+class CannedNitro(LoopbackServer):
     """Use as a context manager; ``url`` is the server's http:// address."""
 
     def __init__(self, bodies: dict[str, Any], *, cookies: tuple[str, ...] = (),
@@ -60,15 +61,5 @@ class CannedNitro:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> CannedNitro:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}"

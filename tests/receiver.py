@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from typing import Any
 
+from tests.loopback import LoopbackServer
 
-class JsonReceiver:
+
+class JsonReceiver(LoopbackServer):
     """``messages``: the JSON objects received, in order. Use as a context manager."""
 
     def __init__(self) -> None:
@@ -28,14 +29,4 @@ class JsonReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> JsonReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
