@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import REPO
+from .common import REPO, require_stack_tools
 
 NAME = "www.bind.test"
 NOOP_BUDGET = 8
@@ -123,11 +123,9 @@ def case(work: Path, pebble: Any, bind: bool) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    from tests.stack import Pebble, free_port, missing_tools
+    from tests.stack import Pebble, free_port
 
-    missing = missing_tools()
-    if missing:
-        raise RuntimeError(f"missing tools: {', '.join(missing)} (run 'make deps')")
+    require_stack_tools()
     work = Path(tempfile.mkdtemp(prefix="bench-bind-"))
     pebble = Pebble(work / "pebble", free_port())
     (work / "pebble").mkdir()

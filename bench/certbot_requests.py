@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import run_counted
+from .common import require_stack_tools, run_counted
 
 COUNTS = (1, 5)
 THUMBPRINT = "KxPl8CqV3nJx0aQ4o2bS8mE1gD9yT6uW5rZ7hL0klY4"
@@ -57,10 +57,9 @@ def _count(fake: Any, run: Any) -> dict[str, Any]:
 def issuance() -> dict[str, Any]:
     """Every case against one pebble and one fake NetScaler."""
     from tests.fakens import FakeNetScaler
-    from tests.stack import PASSWORD, USER, Pebble, free_port, missing_tools
+    from tests.stack import PASSWORD, USER, Pebble, free_port
 
-    if missing_tools():
-        raise RuntimeError(f"missing tools: {', '.join(missing_tools())} (run 'make deps')")
+    require_stack_tools()
     work = Path(tempfile.mkdtemp(prefix="bench-certbot-"))
     port = free_port()
     (work / "pebble").mkdir()

@@ -36,6 +36,15 @@ def run_counted(fake: Any, what: str, run: Callable[[], Any]) -> tuple[list[Any]
     return fake.requests[before:], seconds
 
 
+def require_stack_tools() -> None:
+    """Raise, naming them, when tools the test stack needs (pebble, dehydrated...) are missing."""
+    from tests.stack import missing_tools
+
+    missing = missing_tools()
+    if missing:
+        raise RuntimeError(f"missing tools: {', '.join(missing)} (run 'make deps')")
+
+
 def median_seconds(samples: Sequence[float]) -> float:
     """The median, rounded to milliseconds (finer digits are noise on a shared machine)."""
     return round(statistics.median(samples), 4)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import REPO
+from .common import REPO, require_stack_tools
 
 CASES = ((1, "yes"), (20, "yes"), (20, "no"))
 TARGET_SHARE = 0.10
@@ -89,11 +89,9 @@ def issue(work: Path, pebble: Any, fake: Any, names: int, hook_chain: str) -> di
 def run() -> dict[str, Any]:
     """Every case against one pebble and one fake NetScaler; the 20-name share vs target."""
     from tests.fakens import FakeNetScaler
-    from tests.stack import PASSWORD, USER, Pebble, free_port, missing_tools
+    from tests.stack import PASSWORD, USER, Pebble, free_port
 
-    missing = missing_tools()
-    if missing:
-        raise RuntimeError(f"missing tools: {', '.join(missing)} (run 'make deps')")
+    require_stack_tools()
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     port = free_port()
     pebble = Pebble(work / "pebble", port)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, median_seconds
+from .common import REPO, median_seconds, require_stack_tools
 
 QUIET_DAYS = 3
 STUB_LINES = 5000
@@ -100,11 +100,9 @@ def _quiet_days(code: Path, work: Path, pebble: Any, fake: Any, name: str) -> di
 
 def stack_part() -> dict[str, Any]:
     from tests.fakens import FakeNetScaler
-    from tests.stack import PASSWORD, USER, Pebble, free_port, missing_tools
+    from tests.stack import PASSWORD, USER, Pebble, free_port
 
-    missing = missing_tools()
-    if missing:
-        raise RuntimeError(f"missing tools: {', '.join(missing)} (run 'make deps')")
+    require_stack_tools()
     work = Path(tempfile.mkdtemp(prefix="bench-quiet-"))
     port = free_port()
     (work / "pebble").mkdir()

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, run_counted
+from .common import REPO, require_stack_tools, run_counted
 
 BUDGETS = {"first_issuance_1_name": 24, "first_issuance_5_names": 24,
            "day_without_renewals": 8, "forced_renewal_new_issuer": 30}
@@ -239,11 +239,9 @@ def _end_run(env: dict[str, str]) -> float:
 
 def run() -> dict[str, Any]:
     """Every scenario and the wall-time comparison; one JSON-able document."""
-    from tests.stack import Pebble, free_port, missing_tools
+    from tests.stack import Pebble, free_port
 
-    missing = missing_tools()
-    if missing:
-        raise RuntimeError(f"missing tools: {', '.join(missing)} (run 'make deps')")
+    require_stack_tools()
     # Bytecode for the package, as an installed host has it (tools/install-deps.sh compiles it;
     # Python writes it at the first run unless it may not): without it, and with
     # PYTHONDONTWRITEBYTECODE set, every hook process would compile ns_letsencrypt again.
